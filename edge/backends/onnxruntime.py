@@ -1,0 +1,80 @@
+"""ONNX Runtime backend: the CPU path everywhere, and CUDA where onnxruntime-gpu is installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import BackendError, ModelError
+from edge.spec import TensorSpec
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(uint8)": "uint8",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+}
+
+
+def _tensor_specs(args) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(a.name, tuple(d if d is not None else "dyn" for d in a.shape), _ORT_TYPES.get(a.type, a.type))
+        for a in args
+    )
+
+
+class OnnxRuntimeBackend:
+    """An ``onnxruntime.InferenceSession`` behind the Backend contract.
+
+    providers: ORT execution providers in order of preference, e.g. ["CUDAExecutionProvider",
+        "CPUExecutionProvider"]. ORT itself falls back silently when a provider fails to load; this class
+        checks which provider the session actually took and reports it in ``name``.
+    threads: intra-op threads; None leaves ORT's default (one per physical core).
+    """
+
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelError(f"{path}: ONNX model not found")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        wanted = providers or ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise BackendError(
+                f"ONNX Runtime providers {missing} are not available here (available: {available}); "
+                "install onnxruntime-gpu for CUDA"
+            )
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+        except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+            raise ModelError(f"{path}: ONNX Runtime cannot load this model: {exc}") from exc
+        self.providers = tuple(self._session.get_providers())
+        self.name = f"onnxruntime:{self.providers[0]}"
+        self.inputs = _tensor_specs(self._session.get_inputs())
+        self.outputs = _tensor_specs(self._session.get_outputs())
+        self._output_names = [o.name for o in self.outputs]
+        self.model_path = path
+        self.threads = threads or os.cpu_count()
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            values = self._session.run(self._output_names, feeds)
+        except Exception as exc:
+            raise BackendError(f"{self.model_path.name}: ONNX Runtime inference failed: {exc}") from exc
+        return dict(zip(self._output_names, values))
+
+    def close(self) -> None:
+        self._session = None

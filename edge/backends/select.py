@@ -1,0 +1,110 @@
+"""Choosing a backend: one table of the names a user may ask for, and the ``auto`` policy.
+
+``auto`` prefers TensorRT when a GPU and TensorRT are present, then ONNX Runtime with CUDA, then ONNX
+Runtime on the CPU, and always says which it took and why (never a silent downgrade). Asking for a
+specific backend that cannot run here is an error, not a fallback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edge.backends.base import Backend
+from edge.errors import BackendError
+from edge.gpu import probe_gpu
+
+BACKEND_NAMES = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str  # one of BACKEND_NAMES except "auto"
+    reason: str
+
+
+def _ort_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def tensorrt_flavour() -> str | None:
+    """"tensorrt" or "tensorrt_rtx" when that Python package is importable (not imported here), else None."""
+    for mod in ("tensorrt", "tensorrt_rtx"):
+        if importlib.util.find_spec(mod) is not None:
+            return mod
+    return None
+
+
+def choose_backend(requested: str = "auto") -> Choice:
+    """Resolve a requested backend name to a concrete one, with the reason. Raises BackendError."""
+    if requested not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend '{requested}': choose one of {', '.join(BACKEND_NAMES)}")
+    gpu = probe_gpu()
+    providers = _ort_providers()
+    if requested == "auto":
+        flavour = tensorrt_flavour()
+        if gpu.available and flavour:
+            return Choice("tensorrt", f"GPU {gpu.name} and {flavour} found")
+        if gpu.available and "CUDAExecutionProvider" in providers:
+            why = "TensorRT not installed" if not flavour else "TensorRT present"
+            return Choice("onnxruntime-cuda", f"GPU {gpu.name} found, {why}; ONNX Runtime CUDA provider available")
+        if not providers:
+            raise BackendError("no inference runtime installed: pip install onnxruntime")
+        return Choice("onnxruntime-cpu", f"ONNX Runtime on the CPU ({gpu.describe()})")
+    if requested == "tensorrt":
+        if not gpu.available:
+            raise BackendError(f"backend 'tensorrt' asked for, but there is {gpu.describe()}; use --backend auto")
+        if tensorrt_flavour() is None:
+            raise BackendError("backend 'tensorrt' asked for, but neither tensorrt nor tensorrt_rtx is installed")
+        return Choice("tensorrt", "asked for")
+    if requested == "onnxruntime-cuda":
+        if "CUDAExecutionProvider" not in providers:
+            raise BackendError(
+                f"backend 'onnxruntime-cuda' asked for, but ONNX Runtime has no CUDA provider (has {providers}); "
+                "pip install onnxruntime-gpu"
+            )
+        if not gpu.available:
+            raise BackendError(f"backend 'onnxruntime-cuda' asked for, but there is {gpu.describe()}")
+        return Choice("onnxruntime-cuda", "asked for")
+    if not providers:
+        raise BackendError("backend 'onnxruntime' asked for, but onnxruntime is not installed: pip install onnxruntime")
+    return Choice("onnxruntime-cpu", "asked for")
+
+
+def _open_ort_cpu(model: Path, threads: int | None) -> Backend:
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(model, ["CPUExecutionProvider"], threads)
+
+
+def _open_ort_cuda(model: Path, threads: int | None) -> Backend:
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(model, ["CUDAExecutionProvider", "CPUExecutionProvider"], threads)
+
+
+def _open_tensorrt(model: Path, threads: int | None) -> Backend:
+    try:
+        from edge.backends.tensorrt import open_tensorrt_backend
+    except ImportError as exc:
+        raise BackendError(f"the TensorRT backend cannot be loaded: {exc}") from exc
+    return open_tensorrt_backend(model)
+
+
+OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
+    "onnxruntime-cpu": _open_ort_cpu,
+    "onnxruntime-cuda": _open_ort_cuda,
+    "tensorrt": _open_tensorrt,
+}
+
+
+def open_backend(model: str | Path, requested: str = "auto", threads: int | None = None) -> tuple[Backend, Choice]:
+    """Create the backend for ``model`` (an ``.onnx`` path; TensorRT builds or reuses a cached engine)."""
+    choice = choose_backend(requested)
+    return OPENERS[choice.name](Path(model), threads), choice

@@ -1,0 +1,94 @@
+"""The ``dvt-edge`` command line: one place that composes each job from a validated config.
+
+Bedside commands (``demo``, ``us``, ``ct``, ``doctor``) live in edge/. Commands that need torch or the
+benchmark code (``export``, ``train``, ``bench``) live in their own packages and plug in through the
+``dvt_edge.commands`` entry-point group, so the runtime never imports them.
+
+Every user-caused failure is a DvtEdgeError: printed as one line ``dvt-edge: error: ...`` with a non-zero
+exit code; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+from typing import Callable, Sequence
+
+from edge.errors import DvtEdgeError
+
+Registrar = Callable[[argparse._SubParsersAction], None]
+
+
+def _builtin_registrars() -> list[Registrar]:
+    from edge.commands import demo, doctor, us
+
+    registrars: list[Registrar] = [demo.register, us.register, doctor.register]
+    try:
+        from edge.ct import cli as ct_cli
+    except ImportError:  # the CT job is optional until its module lands
+        ct_cli = None
+    if ct_cli is not None:
+        registrars.append(ct_cli.register)
+    return registrars
+
+
+def _plugin_registrars() -> list[tuple[str, Registrar | Exception]]:
+    found = []
+    for ep in entry_points(group="dvt_edge.commands"):
+        try:
+            found.append((ep.name, ep.load()))
+        except Exception as exc:  # a plugin whose dependencies (torch, matplotlib) are not installed
+            found.append((ep.name, exc))
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dvt-edge",
+        description="Real-time DVT inference: compression ultrasound and CT venography. "
+        "Research software: not for diagnostic use.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _builtin_registrars():
+        register(sub)
+    for name, register in _plugin_registrars():
+        if isinstance(register, Exception):
+            p = sub.add_parser(name, help=f"(unavailable: {register})")
+            p.set_defaults(func=_unavailable(name, register))
+        else:
+            register(sub)
+    return parser
+
+
+def _unavailable(name: str, exc: Exception) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        raise DvtEdgeError(
+            f"'dvt-edge {name}' needs extra packages ({exc}); install them with: pip install 'dvt-edge[train,bench]'"
+        )
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DvtEdgeError as exc:
+        if debug:
+            raise
+        print(f"dvt-edge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dvt-edge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""``dvt-edge doctor``: what this machine can run, and what ``--backend auto`` would choose and why."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+from edge.backends.select import choose_backend, tensorrt_flavour
+from edge.errors import DvtEdgeError
+from edge.gpu import probe_gpu
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def collect() -> dict:
+    """Facts only: nothing here imports TensorRT or touches CUDA (see edge.gpu)."""
+    gpu = probe_gpu()
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+    except ImportError:
+        providers = []
+    flavour = tensorrt_flavour()
+    trt_dist = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"), "tensorrt_rtx": ("tensorrt-rtx",)}
+    trt_version = next((v for d in trt_dist.get(flavour, ()) if (v := _version(d))), None) if flavour else None
+    try:
+        choice = choose_backend("auto")
+        auto = {"backend": choice.name, "reason": choice.reason}
+    except DvtEdgeError as exc:
+        auto = {"backend": None, "reason": str(exc)}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "gpu": {"available": gpu.available, "name": gpu.name, "driver": gpu.driver,
+                "compute_capability": gpu.compute_capability, "memory_mib": gpu.memory_mib, "probe": gpu.reason},
+        "tensorrt": {"flavour": flavour, "version": trt_version},
+        "onnxruntime": {"version": _version("onnxruntime") or _version("onnxruntime-gpu"), "providers": providers},
+        "cuda_bindings": {"pycuda": importlib.util.find_spec("pycuda") is not None,
+                          "cuda-python": importlib.util.find_spec("cuda") is not None},
+        "numpy": _version("numpy"), "opencv": _version("opencv-python-headless") or _version("opencv-python"),
+        "pydicom": _version("pydicom"), "torch (training/export only)": _version("torch"),
+        "auto_backend": auto,
+    }
+
+
+def render(facts: dict) -> str:
+    g, t, o = facts["gpu"], facts["tensorrt"], facts["onnxruntime"]
+    gpu = (f"{g['name']} (driver {g['driver']}, compute {g['compute_capability']}, {g['memory_mib']} MiB)"
+           if g["available"] else f"none ({g['probe']})")
+    cuda = ", ".join(k for k, v in facts["cuda_bindings"].items() if v) or "none"
+    lines = [
+        f"python        {facts['python']} on {facts['machine']}",
+        f"GPU           {gpu}",
+        f"TensorRT      {t['flavour'] + ' ' + str(t['version']) if t['flavour'] else 'not installed'}",
+        f"ONNX Runtime  {o['version'] or 'not installed'}; providers: {', '.join(o['providers']) or 'none'}",
+        f"CUDA bindings {cuda}",
+        f"auto backend  {facts['auto_backend']['backend']}: {facts['auto_backend']['reason']}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    facts = collect()
+    print(json.dumps(facts, indent=2) if args.json else render(facts))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="show GPU, TensorRT, ONNX Runtime and the backend 'auto' would choose")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)

@@ -1,0 +1,50 @@
+"""The FrameSource seam: anything that yields ultrasound frames with capture timestamps.
+
+A source is opened from a user string by :func:`edge.sources.open_source` (file, folder, camera index,
+device path, stream URL, DICOM cine). Iterating it yields :class:`Frame` objects in capture order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame.
+
+    image: HxW uint8 (grey) or HxWx3 uint8 (BGR, OpenCV order). The consumer owns it once yielded: a source
+        never writes into an array it has handed out.
+    index: 0-based position in the source's own sequence (counts frames the source produced, so gaps in
+        the indices seen downstream are frames dropped by the newest-frame slot).
+    t_capture: ``time.monotonic()`` seconds when the source had the frame decoded and ready.
+    t_media: presentation time in seconds from the source's own clock (video PTS, DICOM Frame Time x
+        index, image folder index / fps), or None when the source has none (live camera).
+    """
+
+    image: np.ndarray
+    index: int
+    t_capture: float
+    t_media: float | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """A stream of frames. Use as a context manager; iterate once."""
+
+    name: str  # a display name with no patient identifiers (a file's base name, "camera 0", a URL's host)
+    fps: float | None  # nominal frame rate when known
+    live: bool  # True for cameras and network streams: frames arrive in real time and may be dropped
+    frame_count: int | None  # number of frames when known (files), None for live sources
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "FrameSource": ...
+
+    def __exit__(self, *exc) -> None: ...

@@ -1,0 +1,59 @@
+"""The three-state verdict: compressible / non_compressible / indeterminate. Never confident from bad data.
+
+Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md):
+1. indeterminate - too short: fewer than ``min_duration_s`` of frames.
+2. indeterminate - vein not found: no vein area, or a baseline below ``min_vein_area_px``.
+3. indeterminate - vein lost: no vein in more than ``max_lost_fraction`` of the frames since it was found.
+4. compressible - compressibility >= ``compressible_min``: the vein (nearly) closed; full closure under
+   pressure also proves the pressure was enough, so no pressure check is needed.
+5. non_compressible - compressibility < ``compressible_min`` while the artery flattened by
+   >= ``adequate_flattening`` (adequate pressure) - and, while the stream is live, that pressure has been
+   held for ``hold_s`` without the vein closing, so a normal vein still collapsing is not flagged.
+6. indeterminate - too little pressure: the artery never flattened enough to judge a vein that stayed open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from edge.us.measure import Measurements
+from edge.us.types import Verdict
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    compressible_min: float = 0.80  # Chen et al. measured 0.86 on a normal vein; a thrombosed one stays well below
+    adequate_flattening: float = 0.08  # 8% drop of the artery's minor/major axis ratio
+    hold_s: float = 0.5  # live only: adequate pressure held this long with the vein open
+    min_duration_s: float = 1.0
+    min_vein_area_px: float = 150.0  # screen px; smaller "veins" are noise or a wrong vessel
+    max_lost_fraction: float = 0.25
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def decide(m: Measurements, cfg: VerdictConfig, *, final: bool) -> Verdict:
+    """Apply the rules above to measurements ``m``. ``final`` is True once the clip/stream has ended."""
+
+    def out(verdict: str, reason: str, adequate: bool | None = None) -> Verdict:
+        return Verdict(verdict, reason, m.compressibility, m.baseline_area, m.min_area,
+                       m.artery_flattening, adequate, final)
+
+    adequate = None if m.artery_flattening is None else m.artery_flattening >= cfg.adequate_flattening
+    if m.duration_s < cfg.min_duration_s:
+        return out("indeterminate", f"too short: {m.duration_s:.1f} s of frames (need {cfg.min_duration_s:.1f} s)")
+    if m.baseline_area is None or m.baseline_area < cfg.min_vein_area_px:
+        return out("indeterminate", "vein not found: no vein of plausible size was segmented")
+    if m.lost_fraction > cfg.max_lost_fraction:
+        return out("indeterminate", f"vein lost in {m.lost_fraction:.0%} of frames: hold the probe steady", adequate)
+    if m.compressibility is not None and m.compressibility >= cfg.compressible_min:
+        return out("compressible", f"vein closed to {1 - m.compressibility:.0%} of its area under pressure", True)
+    if adequate:
+        held = m.adequate_since_s or 0.0
+        if final or held >= cfg.hold_s:
+            return out("non_compressible",
+                       f"vein stayed open ({m.compressibility:.0%} compressed) while the artery flattened "
+                       f"{m.artery_flattening:.0%}: suspect DVT", True)
+        return out("indeterminate", "pressing: keep the pressure", True)
+    return out("indeterminate", "too little pressure: the artery did not deform, press firmer", adequate)

@@ -1,0 +1,142 @@
+"""Export a trained ultrasound ResUNet checkpoint to the bundled ONNX artifact, check parity, write its card.
+
+    python -m export.us_model --checkpoint runs/us-lite/resunet-lite.pt --summary runs/us-lite/train_summary.json \
+        --out edge/assets/resunet-lite.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.us.preprocess import crop_resize, find_image_region, normalise
+from export.onnx_export import export_onnx
+from export.parity import SegParity, segmentation_parity
+from training.models.resunet import LABELS, VARIANTS, build_model
+from training.phantoms.us_clip import generate_clip
+
+PREPROCESS = {"scale": 1.0 / 255.0, "mean": [0.0], "std": [1.0], "colour": "grey", "region": "auto (edge.us.preprocess.find_image_region)"}
+PARITY_MIN_DICE = 0.99
+
+
+def parity_frames(size_hw: tuple[int, int], seeds=(424_242, 424_243), step: int = 4) -> np.ndarray:
+    """Real-looking inputs: every ``step``-th frame of fresh phantom clips (one normal, one DVT),
+    preprocessed like the runtime does. Returns (N, 1, H, W) float32."""
+    frames = []
+    for seed, dvt in zip(seeds, (False, True)):
+        clip = generate_clip(seed, dvt=dvt, pressure="adequate")
+        region = find_image_region(clip.frames[0])
+        for f in clip.frames[::step]:
+            frames.append(normalise(crop_resize(f, region, size_hw), PREPROCESS["scale"], 0.0, 1.0)[0])
+    return np.stack(frames)
+
+
+def check_parity(model: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) -> SegParity:
+    """PyTorch eager vs ONNX Runtime on ``inputs``: argmax-mask Dice per class."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    with torch.no_grad():
+        ref = np.concatenate([model(torch.from_numpy(x[None])).numpy() for x in inputs])
+    got = np.concatenate([sess.run(None, {name: x[None]})[0] for x in inputs])
+    return segmentation_parity(ref, got, list(LABELS))
+
+
+def model_card(spec_json: dict, summary: dict, parity: SegParity) -> str:
+    m = summary.get("metrics", {})
+    ph, real = m.get("phantom", {}), m.get("real", {})
+    lines = [
+        f"# Model card: {spec_json['name']}",
+        "",
+        "**Research software. Not for diagnostic use.**",
+        "",
+        "## What it does",
+        "Segments artery and vein in transverse B-mode ultrasound of the femoral/popliteal region, frame by frame,",
+        "for compression-ultrasound DVT assessment (classes: background, artery, vein).",
+        "",
+        "## Architecture",
+        f"ResUNet (Chen et al.): residual U-Net, variant `{summary['variant']}`: {json.dumps(summary['config'])}.",
+        f"Input {spec_json['input']['shape']} float32 grey in [0, 1] (screen image region, resized); "
+        f"output {spec_json['outputs'][0]['shape']} logits. ONNX opset {spec_json['opset']}, single file, "
+        f"{spec_json['artifact']['bytes'] / 1e6:.2f} MB, sha256 `{spec_json['artifact']['sha256'][:16]}...`.",
+        "",
+        "## Training data",
+        f"- {summary['phantom_frames']} synthetic compression-clip frames from `training.phantoms` (seed {summary['seed']}),",
+        "  full labels (artery, vein).",
+        "- Real B-mode images: usgra-seg by Timm Kandaouroff (CC BY 4.0), Mindray TE7 / L14-6Ns, neck, axilla, elbow,",
+        "  femoral groin and popliteal fossa; artery and vein share one label there, so they train through a",
+        "  partial-label loss on p(artery)+p(vein). Every fifth image (sorted by name) is held out."
+        if summary.get("real_images") else "- No real images (not found at training time).",
+        "",
+        "## Training",
+        f"Loss BCE + log-Dice (Chen et al. Eq. 2-3), AdamW, one-cycle LR {summary['lr']}, batch {summary['batch']},",
+        f"{summary['epochs_run']} epochs, {summary['threads']} CPU threads, torch {summary['torch']},",
+        f"{summary['train_minutes']} min. Reproduce: `python -m training.train_us --variant {summary['variant']} "
+        f"--seed {summary['seed']} --out runs/us-lite` then `python -m export.us_model ...` (README).",
+        "",
+        "## Metrics (held out)",
+        f"- Phantom frames ({summary['eval_frames']}, unseen seeds): artery Dice {ph.get('artery', {}).get('pooled')}, "
+        f"vein Dice {ph.get('vein', {}).get('pooled')} (pooled over frames).",
+    ]
+    if real:
+        v = real["vessel"]
+        lines.append(f"- Real usgra-seg held-out fifth ({v['images']} images): vessel (artery ∪ vein) Dice "
+                     f"{v['mean_per_image']} mean per image, {v['pooled']} pooled.")
+    lines += [
+        f"- Export parity, ONNX Runtime vs PyTorch on {parity.frames} phantom frames: mask Dice "
+        + ", ".join(f"{k} {v:.4f}" for k, v in parity.dice_per_class.items())
+        + f"; max |logit diff| {parity.max_abs_logit_diff:.2e}.",
+        "",
+        "## Limits",
+        "- Trained mostly on phantoms; the real images carry no artery/vein split and no compression manoeuvres.",
+        "  Artery-vs-vein identity on real scans has NOT been validated.",
+        "- No real DVT examples were available. Verdict accuracy figures come from phantom clips only.",
+        "- Not a medical device; not for diagnostic use.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
+    summary = json.loads(summary_path.read_text())
+    variant = summary["variant"]
+    model = build_model(variant)
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    model.eval()
+    size = VARIANTS[variant].input_size
+    example = torch.zeros(1, 1, size, size)
+    spec = export_onnx(
+        model, example, out, name=variant, task="us-segmentation", input_name="image", output_names=["logits"],
+        preprocess=PREPROCESS, labels=list(LABELS),
+        extra={"training": {k: summary[k] for k in ("variant", "seed", "phantom_frames", "real_images", "epochs_run",
+                                                      "train_minutes", "torch")},
+               "metrics": summary["metrics"]},
+    )
+    parity = check_parity(model, out, parity_frames((size, size)))
+    if parity.min_dice < PARITY_MIN_DICE:
+        raise SystemExit(f"parity FAILED: {parity.dice_per_class} < {PARITY_MIN_DICE}")
+    spec_json = json.loads(out.with_suffix(".json").read_text())
+    spec_json["parity"] = {"vs": "pytorch-eager", "dice": parity.dice_per_class, "frames": parity.frames,
+                           "max_abs_logit_diff": parity.max_abs_logit_diff}
+    out.with_suffix(".json").write_text(json.dumps(spec_json, indent=2) + "\n")
+    out.with_suffix(".md").write_text(model_card(spec_json, summary, parity))
+    print(f"exported {out} ({spec_json['artifact']['bytes'] / 1e6:.2f} MB); parity Dice {parity.dice_per_class}")
+    return spec_json
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m export.us_model", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--summary", type=Path, required=True, help="train_summary.json written by training.train_us")
+    p.add_argument("--out", type=Path, default=Path("edge/assets/resunet-lite.onnx"))
+    a = p.parse_args(argv)
+    export_us_model(a.checkpoint, a.summary, a.out)
+
+
+if __name__ == "__main__":
+    main()

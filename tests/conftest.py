@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to the real data beside the checkout, skipped with a reason when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DVT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _has_gpu() -> bool:
+    from edge.gpu import probe_gpu
+
+    return probe_gpu().available
+
+
+def pytest_collection_modifyitems(config, items):
+    if any("gpu" in item.keywords for item in items):
+        if not _has_gpu():
+            skip = pytest.mark.skip(reason="no NVIDIA GPU on this machine (nvidia-smi/libcuda probe found none)")
+            for item in items:
+                if "gpu" in item.keywords:
+                    item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def usgra_dir() -> Path:
+    path = SHARED_DATA / "usgra-seg"
+    if not (path / "images").is_dir():
+        pytest.skip(f"real ultrasound data not found at {path} (set DVT_SHARED_DATA to its parent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ct_sample_dir() -> Path:
+    path = SHARED_DATA / "ct-dicom-sample"
+    if not path.is_dir():
+        pytest.skip(f"real CT sample not found at {path} (set DVT_SHARED_DATA to its parent)")
+    return path
