@@ -1,0 +1,159 @@
+"""``dvt-edge ct scan`` and ``dvt-edge ct listen``: the CT job composed from its parts, in one place.
+
+scan:   PATH (a DICOM folder or a .nii/.nii.gz file) -> SliceStream -> run_pipeline -> report/key images.
+listen: C-STORE receiver -> per study: stream_datasets -> run_pipeline -> report/key images per study.
+
+Findings are printed live, one line each, as soon as the linker closes them. Errors are DvtEdgeError
+subclasses (one line naming the input); the input is opened before the model, so a wrong path is reported
+as such even where the model is not installed. No patient identifiers are printed: series by hashed UID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge.errors import InputError
+
+NOTICE = "Research software: not for diagnostic use."
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from edge.backends import BACKEND_NAMES
+
+    ct = subparsers.add_parser("ct", help="CT venography: DVT candidates from a slice stream (not for diagnostic use)",
+                               description="CT venography DVT candidate detection. " + NOTICE)
+    sub = ct.add_subparsers(dest="ct_command", metavar="CT_COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", type=Path, help="folder for key images (PNG) and report.json")
+        p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default auto)")
+        p.add_argument("--model", type=Path, help="detector .onnx with its .json spec (default: the packaged ctdet-k3)")
+        p.add_argument("--k", type=int, default=None, help="slices per window: 1, 3 or 11 (default: the model's)")
+        p.add_argument("--score-threshold", type=float, default=None, help="minimum detection score (default: the model's)")
+        p.add_argument("--series-uid", default=None, help="series to process: full SeriesInstanceUID or the short hash")
+
+    scan = sub.add_parser("scan", help="detect DVT candidates in a DICOM folder or a NIfTI file",
+                          description="Detect DVT candidates in a CT series. " + NOTICE)
+    scan.add_argument("path", type=Path, help="a folder of DICOM slices, or a .nii/.nii.gz file")
+    scan.add_argument("--json", type=Path, help="write the report to this JSON file")
+    common(scan)
+    scan.set_defaults(func=cmd_scan)
+
+    listen = sub.add_parser("listen", help="receive CT slices by DICOM C-STORE and detect while they arrive",
+                            description="DICOM C-STORE receiver with live DVT candidate detection. " + NOTICE)
+    listen.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    listen.add_argument("--port", type=int, default=11112, help="TCP port (default 11112; 0 = any free port)")
+    listen.add_argument("--ae-title", default="DVTEDGE", help="our AE title (default DVTEDGE)")
+    listen.add_argument("--allow", nargs="+", default=[], metavar="AE", help="calling AE titles to accept")
+    listen.add_argument("--idle-timeout", type=float, default=30.0, help="end a study after S s without a slice")
+    listen.add_argument("--once", action="store_true", help="exit after the first study")
+    common(listen)
+    listen.set_defaults(func=cmd_listen)
+
+
+def _open_detector(args: argparse.Namespace):
+    """(detector, backend info, model info). Tests replace this function to inject a fake detector."""
+    from edge.ct.pipeline import open_model_detector
+
+    detector, choice, path = open_model_detector(args.model, args.backend, args.score_threshold)
+    return detector, {"name": detector.backend.name, "choice": choice.name, "reason": choice.reason}, \
+        {"name": detector.spec.name, "file": path.name}
+
+
+def _open_input(path: Path, series_uid: str | None):
+    """(SliceStream, input kind) for a DICOM folder or a NIfTI file; InputError naming the path otherwise."""
+    from edge.ct.nifti import NiftiVolume, is_nifti
+    from edge.ct.stream import SliceStream, iter_folder
+
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return iter_folder(path, series_uid), "dicom"
+    if is_nifti(path):
+        vol = NiftiVolume(path)
+        return SliceStream(iter(vol), warnings=list(vol.warnings), presorted=True), "nifti"
+    raise InputError(f"{path}: not a folder or a .nii/.nii.gz file (pass the folder holding the DICOM series)")
+
+
+def _printer(prefix: str = ""):
+    from edge.ct.report import finding_line
+
+    count = [0]
+
+    def on_finding(f, direction) -> None:
+        count[0] += 1
+        print(prefix + finding_line(f, direction, count[0]), flush=True)
+
+    return on_finding
+
+
+def _finish(result, kind: str, backend: dict, model: dict, out: Path | None, json_path: Path | None) -> dict:
+    from edge.ct.report import build_report, redact, write_json, write_key_images
+
+    images = write_key_images(result, out) if out is not None and result.findings else []
+    report = build_report(result, input_kind=kind, backend=backend, model=model, key_images=images)
+    if out is not None:
+        write_json(report, out / "report.json")
+    if json_path is not None:
+        write_json(report, json_path)
+    for w in result.warnings:
+        print(f"warning: {redact(w)}", file=sys.stderr)
+    t = result.timing
+    print(f"{result.slices} slices, {len(result.findings)} candidate(s), {len(result.suppressed)} suppressed streak(s), "
+          f"{t['slices_per_s']} slices/s, backend {backend.get('name') if backend else '?'} - {NOTICE}", flush=True)
+    return report
+
+
+def _check_k(args, detector) -> int:
+    from edge.ct.ring import check_k
+
+    return check_k(args.k if args.k is not None else detector.k)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from edge.ct.pipeline import run_pipeline
+
+    stream, kind = _open_input(args.path, args.series_uid)
+    detector, backend, model = _open_detector(args)
+    try:
+        k = _check_k(args, detector)
+        result = run_pipeline(stream, detector, k=k, on_finding=_printer())
+    finally:
+        close = getattr(getattr(detector, "backend", None), "close", None)
+        if close:
+            close()
+    _finish(result, kind, backend, model, args.out, args.json)
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from edge.ct.listen import ListenConfig, StoreListener
+    from edge.ct.pipeline import run_pipeline
+    from edge.ct.stream import stream_datasets
+
+    cfg = ListenConfig(host=args.host, port=args.port, ae_title=args.ae_title, allow=tuple(args.allow),
+                       idle_timeout_s=args.idle_timeout, store_dir=args.out).validate()
+    detector, backend, model = _open_detector(args)  # once, before any slice arrives
+    k = _check_k(args, detector)
+    listener = StoreListener(cfg).start()
+    try:
+        allow = ", ".join(cfg.allow) if cfg.allow else "any caller (loopback only)"
+        print(f"listening on {cfg.host}:{listener.port} as AE '{cfg.ae_title}', accepting {allow} - {NOTICE}", flush=True)
+        for line in listener.not_offered:
+            print(f"note: transfer syntax not offered, no decoder here: {line}", file=sys.stderr)
+        for study in listener.studies(once=args.once):
+            print(f"study {study.number}: receiving", flush=True)
+            stream = stream_datasets(study, series_uid=args.series_uid)
+            result = run_pipeline(stream, detector, k=k, on_finding=_printer(f"study {study.number}: "))
+            result.warnings.extend(study.warnings)
+            print(f"study {study.number}: ended ({study.end_reason})", flush=True)
+            out = args.out / f"study-{study.number:03d}" if args.out is not None else None
+            _finish(result, "dicom-c-store", backend, model, out, None)
+    finally:
+        listener.stop()
+        close = getattr(getattr(detector, "backend", None), "close", None)
+        if close:
+            close()
+    return 0
