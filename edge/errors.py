@@ -9,7 +9,8 @@ the traceback is shown only with ``--debug``. Raise with ``from exc`` so the cau
     │   └── SourceError   a frame source failed while streaming
     ├── ModelError        a model artifact or its spec is missing or inconsistent
     ├── BackendError      an inference runtime is missing, unavailable, or failed
-    └── ConfigError       a configuration value is invalid
+    ├── ConfigError       a configuration value is invalid
+    └── OutputError       an output file (video, report, plot) cannot be created or written
 """
 
 from __future__ import annotations
@@ -47,3 +48,9 @@ class ConfigError(DvtEdgeError):
     """A configuration value is out of range or of the wrong type."""
 
     exit_code = 6
+
+
+class OutputError(DvtEdgeError):
+    """An output file (video, report, plot) cannot be created or written. The message names the path."""
+
+    exit_code = 7

@@ -8,7 +8,9 @@ import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
+from edge.backends.cuda_mem import available_bindings
 from edge.backends.select import choose_backend, tensorrt_flavour
+from edge.backends.trt_cache import default_cache_dir
 from edge.errors import DvtEdgeError
 from edge.gpu import probe_gpu
 
@@ -30,8 +32,12 @@ def collect() -> dict:
     except ImportError:
         providers = []
     flavour = tensorrt_flavour()
-    trt_dist = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"), "tensorrt_rtx": ("tensorrt-rtx",)}
-    trt_version = next((v for d in trt_dist.get(flavour, ()) if (v := _version(d))), None) if flavour else None
+    trt_dist = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-cu11"),
+                "tensorrt_rtx": ("tensorrt-rtx", "tensorrt-rtx-cu13", "tensorrt-rtx-cu12")}
+    # every installed flavour (both may be); versions from package metadata: nothing is imported
+    installed = {m: next((v for d in dists if (v := _version(d))), "unknown (no pip metadata; JetPack?)")
+                 for m, dists in trt_dist.items() if importlib.util.find_spec(m) is not None}
+    trt_version = installed.get(flavour) if flavour else None
     try:
         choice = choose_backend("auto")
         auto = {"backend": choice.name, "reason": choice.reason}
@@ -43,10 +49,10 @@ def collect() -> dict:
         "machine": platform.machine(),
         "gpu": {"available": gpu.available, "name": gpu.name, "driver": gpu.driver,
                 "compute_capability": gpu.compute_capability, "memory_mib": gpu.memory_mib, "probe": gpu.reason},
-        "tensorrt": {"flavour": flavour, "version": trt_version},
+        "tensorrt": {"flavour": flavour, "version": trt_version, "installed": installed,
+                     "engine_cache": str(default_cache_dir())},
         "onnxruntime": {"version": _version("onnxruntime") or _version("onnxruntime-gpu"), "providers": providers},
-        "cuda_bindings": {"pycuda": importlib.util.find_spec("pycuda") is not None,
-                          "cuda-python": importlib.util.find_spec("cuda") is not None},
+        "cuda_bindings": {b: b in available_bindings() for b in ("pycuda", "cuda-python")},
         "numpy": _version("numpy"), "opencv": _version("opencv-python-headless") or _version("opencv-python"),
         "pydicom": _version("pydicom"), "torch (training/export only)": _version("torch"),
         "auto_backend": auto,
@@ -61,7 +67,8 @@ def render(facts: dict) -> str:
     lines = [
         f"python        {facts['python']} on {facts['machine']}",
         f"GPU           {gpu}",
-        f"TensorRT      {t['flavour'] + ' ' + str(t['version']) if t['flavour'] else 'not installed'}",
+        f"TensorRT      {', '.join(f'{m} {v}' for m, v in t['installed'].items()) or 'not installed'}"
+        + (f" (backend uses {t['flavour']}; engine cache {t['engine_cache']})" if t["flavour"] else ""),
         f"ONNX Runtime  {o['version'] or 'not installed'}; providers: {', '.join(o['providers']) or 'none'}",
         f"CUDA bindings {cuda}",
         f"auto backend  {facts['auto_backend']['backend']}: {facts['auto_backend']['reason']}",

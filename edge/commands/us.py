@@ -1,0 +1,118 @@
+"""``dvt-edge us run`` and ``dvt-edge us segment``: the bedside ultrasound commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.assets import us_model
+from edge.backends.select import BACKEND_NAMES, open_backend
+from edge.errors import ConfigError, InputError
+from edge.spec import load_spec
+from edge.us.job import run_us_job
+from edge.us.pipeline import UsConfig
+from edge.us.postprocess import labels_from_logits
+from edge.us.preprocess import Preprocessor, find_image_region, to_grey
+
+DISCLAIMER = "Research software. Not for diagnostic use."
+
+
+def parse_crop(text: str | None):
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--crop '{text}': expected X,Y,W,H in screen pixels, e.g. 100,60,460,360") from exc
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise ConfigError(f"--crop '{text}': width and height must be > 0 and x, y >= 0")
+    return x, y, w, h
+
+
+def print_verdict(report: dict, label: str = "") -> None:
+    comp = report.get("compressibility")
+    comp_s = "n/a" if comp is None else f"{comp:.0%}"
+    lat = report["latency_ms"]
+    print(f"{label}verdict: {report['verdict'].upper()}  (compressibility {comp_s}; {report['reason']})")
+    print(f"{label}frames: {report['frames']} processed, {report['dropped_frames']} dropped; latency p50 "
+          f"{lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms [{report['backend']}]")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = UsConfig(crop=parse_crop(args.crop))
+    model = args.model or us_model()
+    json_path = args.json
+    out = args.out
+    if out is None and json_path is None:
+        out = Path("dvt-edge-out")
+    res = run_us_job(args.source, model, backend=args.backend, out_dir=out, json_path=json_path, config=config,
+                     pace=args.pace, threads=args.threads, max_frames=args.max_frames, video=not args.no_video,
+                     stem=args.stem)
+    print_verdict(res.report)
+    for what, path in (("video", res.video), ("curve", res.curve), ("report", res.json)):
+        if path:
+            print(f"{what}: {path}")
+    print(DISCLAIMER)
+    return 0
+
+
+def segment(args: argparse.Namespace) -> int:
+    """One label PNG per image, same size as the input: 0 background, 1 artery, 2 vein."""
+    model = args.model or us_model()
+    spec = load_spec(model)
+    backend, choice = open_backend(model, args.backend, threads=args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    crop = parse_crop(args.crop)
+    for path in args.images:
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise InputError(f"{path}: not a readable image (PNG, JPEG, BMP or TIFF expected)")
+        if img.dtype != np.uint8:
+            img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = img[:, :, :3]
+        grey = to_grey(img)
+        region = crop or find_image_region(grey)
+        pre = Preprocessor(spec, region=region)
+        x_in, _ = pre(grey)
+        labels = labels_from_logits(backend.infer({spec.input.name: x_in})[spec.outputs[0].name])
+        x, y, w, h = region
+        full = np.zeros(grey.shape, np.uint8)
+        full[y:y + h, x:x + w] = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        dest = args.out / f"{Path(path).stem}_labels.png"
+        if not cv2.imwrite(str(dest), full):
+            raise InputError(f"{dest}: cannot write the label image")
+        counts = np.bincount(full.ravel(), minlength=3)
+        print(f"{path} -> {dest}  (artery {counts[1]} px, vein {counts[2]} px)")
+    print(f"backend: {choice.name}. {DISCLAIMER}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default: auto)")
+    p.add_argument("--model", type=Path, default=None, help="ONNX model with its .json spec (default: bundled lite)")
+    p.add_argument("--threads", type=int, default=None, help="CPU inference threads (default: ONNX Runtime's)")
+    p.add_argument("--crop", default=None, metavar="X,Y,W,H", help="image region on the screen (default: detect)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("us", help="compression ultrasound: live verdict, segmentation")
+    usub = p.add_subparsers(dest="us_command", metavar="ACTION", required=True)
+    r = usub.add_parser("run", help="segment, track and judge a compression manoeuvre from a source")
+    r.add_argument("source", help="video file, image folder, camera index or /dev/videoN, stream URL, DICOM cine")
+    r.add_argument("--json", type=Path, default=None, help="write the JSON report here")
+    r.add_argument("--out", type=Path, default=None, help="folder for the overlay MP4, curve PNG and JSON")
+    r.add_argument("--stem", default="us", help="base name of the output files (default: us)")
+    r.add_argument("--pace", action="store_true", help="play files at their frame rate (emulates a live probe)")
+    r.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    r.add_argument("--no-video", action="store_true", help="do not write the overlay MP4")
+    _common(r)
+    r.set_defaults(func=run)
+    s = usub.add_parser("segment", help="label PNGs (0 background, 1 artery, 2 vein) for still images")
+    s.add_argument("images", nargs="+", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    _common(s)
+    s.set_defaults(func=segment)

@@ -1,0 +1,124 @@
+"""Record the rendered overlay to an MP4 file with OpenCV's VideoWriter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.sinks.base import OutputError, SinkBase
+from edge.sinks.history import CurveHistory
+from edge.sinks.overlay import render_overlay
+from edge.us.types import FrameResult
+
+#: Codecs tried in order. avc1 (H.264) plays in browsers and most viewers but is missing from the
+#: pip OpenCV wheels (no licensed encoder); mp4v (MPEG-4 Part 2) is always there and plays in VLC/ffplay.
+CODECS = ("avc1", "mp4v")
+
+# Once a codec failed to open in this process it will fail again: skip it, so FFmpeg's complaint about the
+# missing encoder is printed at most once per process instead of once per recording.
+_unavailable: set[str] = set()
+
+
+class Mp4Recorder(SinkBase):
+    """A sink that writes ``render_overlay`` of every result to ``path`` at a fixed ``fps``.
+
+    The file is opened on the first frame (the video size is that frame's size, rounded up to even numbers
+    because 4:2:0 encoders need even sizes; padding is black; later frames of another size are resized).
+    ``codec`` is the fourcc that opened (None before the first frame); ``codec_note`` says why a
+    fallback was taken, for the run's log. The video plays at ``fps`` whatever the processing rate:
+    frames dropped by the newest-frame slot are simply absent, so a live recording runs faster than life
+    when frames were dropped.
+
+    ``history``: the :class:`CurveHistory` behind the sparkline; by default the recorder's own. The
+    recorder appends every result to it, so pass one only if nothing else appends to it.
+
+    Raises :class:`OutputError` naming ``path`` when no codec can open it.
+    """
+
+    def __init__(self, path: str | Path, fps: float, *, codecs: tuple[str, ...] = CODECS,
+                 history: CurveHistory | None = None):
+        if not fps or fps <= 0:
+            raise ValueError(f"Mp4Recorder({path}): fps must be > 0, got {fps!r}")
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.codecs = tuple(codecs)
+        self.history = history if history is not None else CurveHistory()
+        self.codec: str | None = None
+        self.codec_note: str = ""
+        self.size: tuple[int, int] | None = None  # (width, height) of the video
+        self.frames_written = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._buf: np.ndarray | None = None  # reused render target
+        self._closed = False
+
+    def write(self, result: FrameResult) -> None:
+        """Render ``result`` (the recorder's own history is appended first) and encode it."""
+        self.history.append(result)
+        h, w = result.frame.shape[:2]
+        if self._buf is None or self._buf.shape[:2] != (h, w):
+            self._buf = np.empty((h, w, 3), np.uint8)
+        self.write_image(render_overlay(result, self.history, out=self._buf))
+
+    def write_image(self, image: np.ndarray) -> None:
+        """Encode an already rendered HxWx3 uint8 BGR image (for callers that render once for several uses)."""
+        if self._closed:
+            raise OutputError(f"{self.path}: the recorder is closed")
+        if self._writer is None:
+            self._open(image.shape[1], image.shape[0])
+        vw, vh = self.size
+        h, w = image.shape[:2]
+        if (w, h) != (vw, vh):
+            if w <= vw and h <= vh and vw - w <= 1 and vh - h <= 1:  # odd size padded to even
+                image = cv2.copyMakeBorder(image, 0, vh - h, 0, vw - w, cv2.BORDER_CONSTANT, value=0)
+            else:
+                image = cv2.resize(image, (vw, vh), interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames_written += 1
+
+    def _open(self, width: int, height: int) -> None:
+        if not self.path.parent.is_dir():
+            raise OutputError(f"{self.path}: cannot record video: folder {self.path.parent} does not exist")
+        size = (width + width % 2, height + height % 2)
+        tried, failed = [], []
+        for cc in self.codecs:
+            if cc in _unavailable:
+                tried.append(cc)
+                continue
+            writer = _try_open(self.path, cc, self.fps, size)
+            if writer is not None:
+                self._writer, self.codec, self.size = writer, cc, size
+                # only now is the path known to be fine, so the earlier failures were the codecs' own
+                _unavailable.update(failed)
+                if tried:
+                    self.codec_note = (f"recording with {cc}: {', '.join(tried)} "
+                                       "not available in this OpenCV build")
+                return
+            failed.append(cc)
+            tried.append(cc)
+        raise OutputError(f"{self.path}: cannot open a video writer (tried codecs {', '.join(self.codecs)}); "
+                          f"check the folder is writable and the name ends in .mp4")
+
+    def close(self) -> None:
+        """Finish the file (idempotent). A recorder that never got a frame writes no file."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._buf = None
+
+
+def _try_open(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter | None:
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a failed try is expected, not news
+    try:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if writer.isOpened():
+        return writer
+    writer.release()
+    return None
