@@ -7,7 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.sinks.base import OutputError, SinkBase
+from edge.errors import OutputError
+from edge.sinks.base import SinkBase
 from edge.sinks.history import CurveHistory
 from edge.sinks.overlay import render_overlay
 from edge.us.types import FrameResult
