@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge.backends.base import Backend
+from edge.backends.cuda_mem import available_bindings
 from edge.errors import BackendError
 from edge.gpu import probe_gpu
 
@@ -49,10 +50,12 @@ def choose_backend(requested: str = "auto") -> Choice:
     providers = _ort_providers()
     if requested == "auto":
         flavour = tensorrt_flavour()
-        if gpu.available and flavour:
-            return Choice("tensorrt", f"GPU {gpu.name} and {flavour} found")
+        bindings = available_bindings()
+        if gpu.available and flavour and bindings:
+            return Choice("tensorrt", f"GPU {gpu.name}, {flavour} and {bindings[0]} found")
         if gpu.available and "CUDAExecutionProvider" in providers:
-            why = "TensorRT not installed" if not flavour else "TensorRT present"
+            why = ("TensorRT not installed" if not flavour else
+                   f"{flavour} present but no CUDA binding (pip install cuda-python)")
             return Choice("onnxruntime-cuda", f"GPU {gpu.name} found, {why}; ONNX Runtime CUDA provider available")
         if not providers:
             raise BackendError("no inference runtime installed: pip install onnxruntime")
@@ -62,6 +65,9 @@ def choose_backend(requested: str = "auto") -> Choice:
             raise BackendError(f"backend 'tensorrt' asked for, but there is {gpu.describe()}; use --backend auto")
         if tensorrt_flavour() is None:
             raise BackendError("backend 'tensorrt' asked for, but neither tensorrt nor tensorrt_rtx is installed")
+        if not available_bindings():
+            raise BackendError("backend 'tensorrt' asked for, but no CUDA binding is installed: "
+                               "pip install cuda-python (or pycuda)")
         return Choice("tensorrt", "asked for")
     if requested == "onnxruntime-cuda":
         if "CUDAExecutionProvider" not in providers:
