@@ -1,0 +1,151 @@
+"""Phantom studies prepared for the detector: model-grid slices, targets, crop sampling and whole-study inference.
+
+Every slice goes through ``edge.ct.decode.prepare_slice`` - the same code the bedside runtime uses - so training,
+evaluation and deployment see identical inputs. Boxes are mapped with ``edge.ct.decode.to_model_grid``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Callable
+
+import numpy as np
+
+from edge.ct.decode import decode_detections, neighbour_indices, prepare_slice, stack_input, to_model_grid
+from edge.spec import ModelSpec
+from training.ct.phantom import Study, make_study
+
+
+@dataclass
+class PreparedStudy:
+    """A study on the model grid. slices: (n, S, S) float16 windowed [0, 1]; boxes on the model grid (pixels)."""
+
+    seed: int
+    slices: np.ndarray
+    gt: list[list[list[float]]]  # per slice: thrombus boxes (model grid)
+    gt_orig: list[list[list[float]]]  # per slice: thrombus boxes (original pixels), for evaluation
+    gt_ids: list[list[int]]  # per slice: thrombus index within the study, aligned with gt_orig
+    mimics: list[list[list[float]]]  # per slice: mixing-streak vein boxes (model grid), hard negatives
+    veins: list[list[tuple[float, float]]]  # per slice: vein centres (model grid)
+    pixel_spacing_mm: tuple[float, float]
+    shape: tuple[int, int]
+
+
+def prepare_study(study: Study, pre: dict) -> PreparedStudy:
+    ps, shape = study.pixel_spacing_mm, study.hu.shape[1:]
+    to_m = (lambda b: to_model_grid(b, shape, ps, pre))
+    slices = np.stack([prepare_slice(h, ps, pre) for h in study.hu]).astype(np.float16)
+    n = len(study.hu)
+    gt_orig = [[t.boxes[i] for t in study.thrombi if i in t.boxes] for i in range(n)]
+    gt_ids = [[j for j, t in enumerate(study.thrombi) if i in t.boxes] for i in range(n)]
+    mimics = [[to_m(m.boxes[i]) for m in study.mimics if i in m.boxes] for i in range(n)]
+    veins = []
+    for per in study.veins:
+        veins.append([tuple(to_m([x, y, x, y])[:2]) for x, y, _ in per.values()])
+    return PreparedStudy(study.seed, slices, [[to_m(b) for b in g] for g in gt_orig], gt_orig, gt_ids, mimics,
+                         veins, ps, shape)
+
+
+def _build_one(args) -> PreparedStudy:
+    seed, pre, size = args
+    return prepare_study(make_study(seed, size=size), pre)
+
+
+def build_studies(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "studies") -> list[PreparedStudy]:
+    """Render and prepare phantom studies (in ``workers`` processes), printing progress."""
+    t0, out = time.perf_counter(), []
+    jobs = [(s, pre, size) for s in seeds]
+    ctx = get_context("fork")
+    with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
+        for i, st in enumerate(pool.imap(_build_one, jobs)):
+            out.append(st)
+            if (i + 1) % 8 == 0 or i + 1 == len(seeds):
+                print(f"  {label}: {i + 1}/{len(seeds)} rendered ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return out
+
+
+class _Serial:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap(self, fn, jobs):
+        return map(fn, jobs)
+
+
+class CropSampler:
+    """Random training crops (k slices x crop x crop) with targets; deterministic from its generator.
+
+    Mix: 45% centred near a thrombus, 20% on a mixing streak (hard negative), 20% on a vein, 15% anywhere in the
+    middle of the field of view. Augmentation: left-right flip and reversal of the slice order (both are
+    symmetries of the task: a clot is a clot from either side and in either z direction).
+    """
+
+    def __init__(self, studies: list[PreparedStudy], k: int, crop: int, rng: np.random.Generator):
+        self.studies, self.k, self.crop, self.rng = studies, k, crop, rng
+        self.pos = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.gt) if g]
+        self.mim = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.mimics) if g]
+        self.all = [(s, i) for s, st in enumerate(studies) for i in range(len(st.slices))]
+
+    def _pick(self) -> tuple[int, int, float, float]:
+        r, rng = self.rng.random(), self.rng
+        j = self.crop / 3
+        if r < 0.45 and self.pos:
+            s, i = self.pos[rng.integers(len(self.pos))]
+            b = self.studies[s].gt[i][rng.integers(len(self.studies[s].gt[i]))]
+            return s, i, (b[0] + b[2]) / 2 + rng.uniform(-j, j), (b[1] + b[3]) / 2 + rng.uniform(-j, j)
+        if r < 0.65 and self.mim:
+            s, i = self.mim[rng.integers(len(self.mim))]
+            b = self.studies[s].mimics[i][0]
+            return s, i, (b[0] + b[2]) / 2 + rng.uniform(-j, j), (b[1] + b[3]) / 2 + rng.uniform(-j, j)
+        s, i = self.all[rng.integers(len(self.all))]
+        size = self.studies[s].slices.shape[-1]
+        if r < 0.85:
+            x, y = self.studies[s].veins[i][rng.integers(2)]
+            return s, i, x + rng.uniform(-j, j), y + rng.uniform(-j, j)
+        return s, i, rng.uniform(0.2, 0.8) * size, rng.uniform(0.25, 0.75) * size
+
+    def batch(self, n: int) -> tuple[np.ndarray, list[list[list[float]]]]:
+        """(x (n, k, crop, crop) float32, boxes per item on the crop grid)."""
+        c = self.crop
+        x = np.zeros((n, self.k, c, c), np.float32)
+        boxes = []
+        for b in range(n):
+            s, i, cx, cy = self._pick()
+            st = self.studies[s]
+            size = st.slices.shape[-1]
+            x0, y0 = int(round(cx - c / 2)), int(round(cy - c / 2))
+            sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + c, size), min(y0 + c, size)
+            idx = neighbour_indices(i, len(st.slices), self.k)
+            if self.rng.random() < 0.5:
+                idx = idx[::-1]
+            x[b, :, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = st.slices[idx, sy0:sy1, sx0:sx1]
+            bb = [[g[0] - x0, g[1] - y0, g[2] - x0, g[3] - y0] for g in st.gt[i]]
+            bb = [g for g in bb if 0 <= (g[0] + g[2]) / 2 < c and 0 <= (g[1] + g[3]) / 2 < c]
+            if self.rng.random() < 0.5:
+                x[b] = x[b, :, :, ::-1]
+                bb = [[c - g[2], g[1], c - g[0], g[3]] for g in bb]
+            boxes.append(bb)
+        return x, boxes
+
+
+def predict_study(infer: Callable[[np.ndarray], dict], st: PreparedStudy, spec: ModelSpec,
+                  score_threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Run the model over every slice of a prepared study; per slice (boxes (N, 4) original pixels, scores).
+
+    infer: model input [1, k, S, S] -> {output name: array} (ORT session or a torch wrapper).
+    """
+    k = int(spec.preprocess["k"])
+    buf = np.empty((1, k, st.slices.shape[1], st.slices.shape[2]), np.float32)
+    out = []
+    for i in range(len(st.slices)):
+        stack_input([st.slices[j] for j in neighbour_indices(i, len(st.slices), k)], out=buf)
+        dets = decode_detections(infer(buf), spec, slice_index=i, pixel_spacing_mm=st.pixel_spacing_mm,
+                                 original_shape=st.shape, score_threshold=score_threshold)
+        out.append((np.array([d.box for d in dets], np.float64).reshape(-1, 4),
+                    np.array([d.score for d in dets], np.float64)))
+    return out

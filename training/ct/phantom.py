@@ -1,0 +1,377 @@
+"""Synthetic lower-extremity CT venography phantoms in Hounsfield units (research software, not for diagnostic use).
+
+A study is a stack of axial slices from the pelvis towards the knee, rendered analytically and deterministically
+from one integer seed. Anatomy (per side): body outline (one pelvis ellipse, two thighs below the groin, joined by
+a shrinking perineal bridge), subcutaneous fat, muscle with fat septa, pelvic bone / femoral head / femur /
+condyles (cortex ~1000-1400 HU, marrow ~200 HU), the iliac -> common femoral -> femoral -> popliteal artery
+(200-350 HU) and vein (venous-phase contrast 150-250 HU), and the great saphenous vein in the fat. Vessel courses
+and calibres vary smoothly along z (control points + low-frequency sinusoids).
+
+Lesions and mimics:
+- thrombus: a filling defect of 40-70 HU inside a deep vein, 3-60 mm long; ``partial`` = an eccentric blob in the
+  lumen (tapered at its ends), ``occlusive`` = the whole (slightly distended) lumen.
+- mixing streak: a stripe of partly mixed, unopacified inflow (70-120 HU, soft edges) that runs >= 80 mm along
+  the vein and swirls (its orientation rotates with z): on one slice it looks like a partial clot, across
+  neighbouring slices it moves and it never ends. Recorded as ``mimics`` (negatives for the detector).
+
+Geometry: pixel (row r, col c) has its centre at x = (c + 0.5 - W/2) * ps, y = (r + 0.5 - H/2) * ps mm (patient
+LPS: +x = patient left, +y = posterior, image row 0 = anterior). Slices are stored in ascending position along
+the slice normal (z, +z = superior), so index 0 is the most caudal slice, as readers sort them.
+Ground truth: per thrombus, the slice range (inclusive, position-sorted indices) and one box per slice on the
+ORIGINAL pixel grid, [x0, y0, x1, y1] with x1/y1 exclusive (the bounding box of the defect's pixels).
+
+CLI: ``python -m training.ct.phantom --out DIR --studies N --seed S [--size 512]`` writes, per study, a DICOM
+series, a NIfTI volume and ``ground_truth.json`` (see :mod:`training.ct.phantom_io`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+THICKNESSES_MM = (1.0, 2.0, 3.0, 5.0)
+AIR, FAT = -1000.0, -100.0
+MAX_SLICES = 120  # keeps a study's memory and render time bounded (1 mm slices cover 120 mm)
+
+
+@dataclass
+class Lesion:
+    """A thrombus or a mimic. ``boxes`` maps slice index -> [x0, y0, x1, y1] original pixels (x1/y1 exclusive)."""
+
+    kind: str  # "partial" | "occlusive" | "mixing_streak"
+    side: int  # -1 = patient right (image left), +1 = patient left
+    level_mm: tuple[float, float]  # anatomical level range (mm caudal of the study origin)
+    params: dict
+    boxes: dict[int, list[float]] = field(default_factory=dict)
+
+    @property
+    def slice_range(self) -> tuple[int, int]:
+        keys = sorted(self.boxes)
+        return (keys[0], keys[-1]) if keys else (-1, -1)
+
+    def to_json(self) -> dict:
+        s0, s1 = self.slice_range
+        return {
+            "kind": self.kind, "side": "left" if self.side > 0 else "right",
+            "length_mm": round(self.level_mm[1] - self.level_mm[0], 2),
+            "slice_start": s0, "slice_end": s1,
+            "boxes": {str(k): [round(float(v), 2) for v in b] for k, b in sorted(self.boxes.items())},
+        }
+
+
+@dataclass
+class Study:
+    """One phantom study. hu: (n, H, W) float32 HU, ascending position. positions_mm: (n,) slice-centre z."""
+
+    seed: int
+    hu: np.ndarray
+    positions_mm: np.ndarray
+    pixel_spacing_mm: tuple[float, float]
+    thickness_mm: float
+    thrombi: list[Lesion]
+    mimics: list[Lesion]
+    veins: list[dict[int, tuple[float, float, float]]]  # per slice: side -> (x, y, radius) pixels
+
+    def gt_boxes(self, index: int) -> list[list[float]]:
+        """Thrombus boxes on slice ``index`` (original pixels)."""
+        return [t.boxes[index] for t in self.thrombi if index in t.boxes]
+
+
+# ----------------------------------------------------------------------------------------------- drawing
+class _Canvas:
+    """A (H, W) HU image with mm coordinates; shapes are drawn on their bounding box only (speed)."""
+
+    def __init__(self, shape: tuple[int, int], ps: float, fill: float):
+        self.img = np.full(shape, fill, np.float32)
+        self.h, self.w = shape
+        self.ps = ps
+
+    def _grid(self, cx, cy, rx, ry):
+        r = max(rx, ry) / self.ps + 2
+        px, py = cx / self.ps + self.w / 2, cy / self.ps + self.h / 2
+        c0, c1 = max(int(px - r), 0), min(int(px + r) + 2, self.w)
+        r0, r1 = max(int(py - r), 0), min(int(py + r) + 2, self.h)
+        if c0 >= c1 or r0 >= r1:
+            return None
+        xs = (np.arange(c0, c1, dtype=np.float32) + 0.5 - self.w / 2) * self.ps - cx
+        ys = (np.arange(r0, r1, dtype=np.float32) + 0.5 - self.h / 2) * self.ps - cy
+        return (slice(r0, r1), slice(c0, c1)), xs[None, :], ys[:, None]
+
+    def ellipse_mask(self, cx, cy, rx, ry, angle=0.0, soft_mm=0.0):
+        """(window, weight) with weight in [0, 1]: 1 inside the ellipse, a linear ramp of ``soft_mm`` at its edge."""
+        g = self._grid(cx, cy, rx + soft_mm, ry + soft_mm)
+        if g is None:
+            return None, None
+        win, xs, ys = g
+        ca, sa = math.cos(angle), math.sin(angle)
+        u, v = xs * ca + ys * sa, -xs * sa + ys * ca
+        d = np.sqrt((u / rx) ** 2 + (v / ry) ** 2)  # 1 on the boundary
+        if soft_mm <= 0:
+            return win, (d <= 1.0).astype(np.float32)
+        return win, np.clip((1.0 + soft_mm / min(rx, ry) - d) / (soft_mm / min(rx, ry)), 0.0, 1.0)
+
+    def paint(self, cx, cy, rx, ry, value, angle=0.0, soft_mm=0.0, within=None):
+        win, m = self.ellipse_mask(cx, cy, rx, ry, angle, soft_mm)
+        if win is None:
+            return None
+        if within is not None:
+            m = m * (self.img[win] > within)
+        self.img[win] += m * (np.float32(value) - self.img[win])
+        return win, m
+
+
+def _interp(level, table):
+    """Piecewise-linear lookup of a control-point table [(level_mm, value), ...]."""
+    xs, ys = zip(*table)
+    return float(np.interp(level, xs, ys))
+
+
+# ------------------------------------------------------------------------------------------- the study
+def _sample_anatomy(rng: np.random.Generator, fov_mm: float) -> dict:
+    width = rng.uniform(0.72, 0.9) * fov_mm  # body width in the pelvis (mm)
+    a = {
+        "width": width, "d": width * rng.uniform(0.23, 0.27), "fat": rng.uniform(6, 16),
+        "muscle": rng.uniform(40, 60), "cortex": rng.uniform(1000, 1400), "marrow": rng.uniform(170, 230),
+        "artery": rng.uniform(200, 350), "vein": rng.uniform(150, 250), "noise": rng.uniform(10, 20),
+        "septa": [(rng.uniform(0, 2 * math.pi), rng.uniform(0.3, 0.8), rng.uniform(0, 2 * math.pi)) for _ in range(4)],
+    }
+    a["vein_hu"] = {s: a["vein"] * rng.uniform(0.93, 1.07) for s in (-1, 1)}
+    # smooth per-side wiggles of the vessel course: (amplitude mm, wavelength mm, phase) x 2, and calibre
+    a["wiggle"] = {s: [(rng.uniform(2, 5), rng.uniform(80, 220), rng.uniform(0, 6.3)) for _ in range(2)] for s in (-1, 1)}
+    a["vein_r"] = {s: rng.uniform(5.0, 7.5) for s in (-1, 1)}
+    a["vein_ratio"] = {s: rng.uniform(0.65, 0.95) for s in (-1, 1)}
+    a["artery_r"] = {s: rng.uniform(3.2, 4.5) for s in (-1, 1)}
+    a["gsv"] = {s: rng.uniform(0.5, 1.2) for s in (-1, 1)}  # angle (rad) of the saphenous vein from medial
+    return a
+
+
+def _thigh_r(a: dict, level: float) -> float:
+    """Lateral radius (mm) of one thigh's outline at ``level``; the thighs taper towards the knee."""
+    return _interp(level, [(0, 0.97), (150, 0.97), (440, 0.8), (600, 0.75)]) * a["d"]
+
+
+def _vessel_frame(a: dict, side: int, level: float):
+    """Centres (mm) and radii of the artery and vein on one side at an anatomical ``level`` (mm from the pelvis)."""
+    d = a["d"]
+    # angle from anterior rotating medially (rad) and distance from the thigh centre (fraction of d)
+    phi = math.radians(_interp(level, [(0, 55), (120, 30), (300, 80), (440, 175), (600, 180)]))
+    rho = _interp(level, [(0, 0.5), (120, 0.62), (300, 0.5), (440, 0.45), (600, 0.45)])
+    wig = sum(amp * math.sin(2 * math.pi * level / wl + ph) for amp, wl, ph in a["wiggle"][side])
+    cx = side * d + (-side) * math.sin(phi) * rho * d  # medial = towards the midline
+    cy = -math.cos(phi) * rho * d
+    cx, cy = cx + wig * 0.6, cy + wig * 0.8
+    taper = _interp(level, [(0, 1.15), (120, 1.05), (300, 0.95), (440, 0.85), (600, 0.8)])
+    rv, ra = a["vein_r"][side] * taper, a["artery_r"][side] * taper
+    # keep the bundle inside the muscle compartment (thin bodies, thick fat)
+    room = _thigh_r(a, level) - a["fat"] - 2 * (rv + ra) - 2.0
+    if math.hypot(cx - side * d, cy) > room:
+        f = max(room, 0.0) / math.hypot(cx - side * d, cy)
+        cx, cy = side * d + (cx - side * d) * f, cy * f
+    # artery -> vein direction: medial at the groin, posteromedial in the thigh, posterior (superficial) at the
+    # popliteal level; an angle from anterior rotating medially, like phi
+    psi = math.radians(_interp(level, [(0, 120), (120, 90), (300, 120), (440, 180), (600, 180)]))
+    ux, uy = (-side) * math.sin(psi), -math.cos(psi)
+    half = (ra + rv + 1.0) / 2
+    vx, vy = cx + ux * half, cy + uy * half
+    ax, ay = cx - ux * half, cy - uy * half
+    return (ax, ay, ra), (vx, vy, rv)
+
+
+def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng: np.random.Generator):
+    """Render one slice. Returns HU (H, W) float32 and {lesion list index: bool mask window} for ground truth."""
+    c = _Canvas(shape, ps, AIR)
+    d, w = a["d"], a["width"]
+    bridge = _interp(level, [(0, 1.0), (110, 1.0), (170, 0.0), (999, 0.0)])  # pelvis -> separate thighs
+    thigh_r = _thigh_r(a, level)
+    for layer, shrink in (("skin", 0.0), ("fat", None)):
+        value = 40.0 if layer == "skin" else FAT
+        inset = 0.0 if layer == "skin" else 1.5
+        if bridge > 0:
+            c.paint(0, 0, w / 2 * (0.6 + 0.4 * bridge) - inset, w * 0.33 - inset, value)
+        for s in (-1, 1):
+            c.paint(s * d, 0, thigh_r - inset, thigh_r * 1.08 - inset, value)
+    fat = a["fat"]
+    for s in (-1, 1):  # muscle compartment inside the fat
+        c.paint(s * d, 0, thigh_r - fat, thigh_r * 1.08 - fat, a["muscle"])
+    if bridge > 0:
+        c.paint(0, 0, (w / 2 - fat) * (0.55 + 0.45 * bridge), w * 0.33 - fat, a["muscle"])
+    for ang, frac, ph in a["septa"]:  # thin fat septa between muscles (texture, and edges that are not veins)
+        for s in (-1, 1):
+            t = ang + 0.002 * level + ph * 0.1
+            c.paint(s * d + s * math.cos(t) * frac * thigh_r * 0.6, math.sin(t) * frac * thigh_r * 0.6,
+                    thigh_r * 0.3, 0.8, FAT, angle=s * (t + 1.3), within=0.0)
+    if 40 < level < 140:  # bladder (urine ~10 HU) in the pelvis
+        c.paint(0, -0.05 * w, 0.12 * w, 0.09 * w, 10.0, soft_mm=2.0)
+    bs = d / 90.0  # bone sizes scale with the body
+    for s in (-1, 1):  # bones
+        fx, fy = s * (d + 6 * bs), 4.0 * bs
+        if level < 80:  # iliac wing
+            c.paint(s * (d + 25 * bs), 15 * bs, 14 * bs, 38 * bs, a["cortex"], angle=s * 0.5)
+            c.paint(s * (d + 25 * bs), 15 * bs, 9 * bs, 32 * bs, a["marrow"], angle=s * 0.5)
+        elif level < 140:  # femoral head / acetabulum
+            c.paint(fx, fy, 24 * bs, 24 * bs, a["cortex"])
+            c.paint(fx, fy, 20 * bs, 20 * bs, a["marrow"])
+        else:  # femoral shaft, widening into the condyles at the knee
+            rb = _interp(level, [(140, 15), (400, 13), (450, 19), (600, 21)]) * bs
+            wide = _interp(level, [(400, 1.0), (450, 1.2), (600, 1.2)])
+            c.paint(fx, fy, rb * wide, rb, a["cortex"])
+            c.paint(fx, fy, rb * wide * 0.62, rb * 0.62, a["marrow"])
+        art, vein = _vessel_frame(a, s, level)
+        c.paint(art[0], art[1], art[2], art[2], a["artery"], soft_mm=0.6)
+        c.paint(vein[0], vein[1], vein[2], vein[2] * a["vein_ratio"][s], a["vein_hu"][s], soft_mm=0.6)
+        if level > 120:  # great saphenous vein, superficial and medial
+            g = a["gsv"][s]
+            rr = thigh_r - fat * 0.5
+            c.paint(s * d - s * math.cos(g) * rr, -math.sin(g) * rr, 2.2, 2.2, a["vein_hu"][s] * 0.85, soft_mm=0.5)
+    masks = {}
+    for i, les in enumerate(lesions):
+        lo, hi = les.level_mm
+        if not lo <= level <= hi:
+            continue
+        _, (vx, vy, rv) = _vessel_frame(a, les.side, level)
+        ry = rv * a["vein_ratio"][les.side]
+        p = les.params
+        u = (level - lo) / max(hi - lo, 1e-6)
+        if les.kind == "occlusive":
+            # a distended vein: thin enhancing wall (rim sign) around a clot isodense to muscle
+            c.paint(vx, vy, rv * 1.12 + 1.0, ry * 1.12 + 1.0, p["rim"], soft_mm=0.5)
+            win, m = c.ellipse_mask(vx, vy, rv * 1.12, ry * 1.12)
+            out = None
+            if win is not None:
+                out = np.zeros(shape, np.float32)
+                out[win] = m
+                c.img += out * (np.float32(p["hu"]) - c.img)
+        elif les.kind == "partial":
+            taper = 0.7 + 0.3 * math.sin(math.pi * u)
+            ang = p["angle"] + p["drift"] * u
+            off = p["offset"] * rv
+            bx, by = vx + math.cos(ang) * off, vy + math.sin(ang) * off * ry / rv
+            win, m = c.ellipse_mask(bx, by, p["r"] * rv * taper, p["r"] * ry * taper * 1.1)
+            lw, lm = c.ellipse_mask(vx, vy, rv * 0.97, ry * 0.97)
+            out = None
+            if win is not None and lw is not None:
+                full = np.zeros(shape, np.float32)
+                full[win] = m
+                lumen = np.zeros(shape, bool)
+                lumen[lw] = lm > 0
+                full *= lumen  # the clot is inside the lumen
+                c.img += full * (np.float32(p["hu"]) - c.img)
+                out = full
+        else:  # mixing streak: a soft, swirling stripe of partly mixed blood
+            ang = p["angle"] + 2 * math.pi * (level - lo) / p["period"]
+            c.paint(vx + math.cos(ang) * 0.25 * rv, vy + math.sin(ang) * 0.25 * ry, rv * p["len"], rv * p["thin"],
+                    p["hu"], angle=ang, soft_mm=1.2, within=100.0)
+            out = None
+        if out is not None:
+            masks[i] = out
+    img = cv2.GaussianBlur(c.img, (0, 0), 0.5 / min(ps, 1.0) * 0.8)  # scanner PSF, keeps edges realistic
+    noise = rng.standard_normal(shape).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), 0.7)
+    noise *= a["noise"] / max(float(noise.std()), 1e-6)  # correlated noise with the study's sigma (HU)
+    body = img > -500
+    img[body] += noise[body]
+    img[~body] += noise[~body] * 0.3
+    return img, masks
+
+
+def _box_of(mask) -> list[float] | None:
+    if isinstance(mask, tuple):
+        return None
+    m = mask > 0.5
+    if m.sum() < 2:
+        return None
+    rows, cols = np.nonzero(m)
+    return [float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)]
+
+
+def make_study(seed: int, size: int = 512, n_slices: int | None = None, thickness_mm: float | None = None,
+               n_thrombi: int | None = None, n_streaks: int | None = None) -> Study:
+    """Render the phantom study of ``seed`` (same seed -> identical study).
+
+    size: H = W in pixels. Pixel spacing is drawn in 0.6-1.0 mm for size 512 and scaled by 512/size otherwise,
+    so a small test image keeps the same field of view. Counts default to random draws (0-3 thrombi, 0-2 streaks).
+    """
+    rng = np.random.default_rng(seed)
+    ps = rng.uniform(0.6, 1.0) * 512.0 / size
+    dz = float(thickness_mm or rng.choice(THICKNESSES_MM))
+    n = int(n_slices or min(MAX_SLICES, int(rng.uniform(100, 260) / dz) + 8))
+    a = _sample_anatomy(rng, size * ps)
+    extent = (n - 1) * dz
+    start = rng.uniform(0, max(1.0, 470 - extent))  # anatomical level of the most cranial slice
+    levels = start + extent - np.arange(n) * dz  # index 0 = most caudal (largest level)
+    positions = -levels
+    lesions: list[Lesion] = []
+    nt = int(rng.choice([0, 1, 1, 2, 2, 3]) if n_thrombi is None else n_thrombi)
+    ns = int(rng.choice([0, 1, 1, 2]) if n_streaks is None else n_streaks)
+    for k in range(nt + ns):
+        side = int(rng.choice([-1, 1]))
+        if k < nt:
+            kind = str(rng.choice(["partial", "occlusive"]))
+            length = rng.uniform(3, 60)
+            centre = levels[int(rng.integers(0, n))]  # on a slice centre, so every clot hits >= 1 slice
+            lo = centre - rng.uniform(0, 1) * length
+            params = {"hu": rng.uniform(40, 70), "angle": rng.uniform(0, 2 * math.pi), "drift": rng.uniform(-1, 1),
+                      "offset": rng.uniform(0.2, 0.45), "r": rng.uniform(0.42, 0.7),
+                      "rim": rng.uniform(100, 140)}
+        else:
+            kind = "mixing_streak"
+            length = rng.uniform(80, 200)
+            lo = rng.uniform(start - 40, start + extent - 40)
+            params = {"hu": rng.uniform(70, 120), "angle": rng.uniform(0, 2 * math.pi), "period": rng.uniform(25, 60),
+                      "len": rng.uniform(0.6, 0.85), "thin": rng.uniform(0.2, 0.35)}
+        lesions.append(Lesion(kind, side, (lo, lo + length), params))
+    hu = np.empty((n, size, size), np.float32)
+    veins = []
+    for i in range(n):
+        srng = np.random.default_rng([seed, i])
+        hu[i], masks = _render(a, float(levels[i]), (size, size), ps, lesions, srng)
+        for j, m in masks.items():
+            box = _box_of(m)
+            if box is not None:
+                lesions[j].boxes[i] = box
+        per = {}
+        for s in (-1, 1):
+            _, (vx, vy, rv) = _vessel_frame(a, s, float(levels[i]))
+            per[s] = (vx / ps + size / 2, vy / ps + size / 2, rv / ps)
+        veins.append(per)
+    for les in lesions:  # a streak has no mask; record its vein's box per slice (for hard-negative sampling)
+        if les.kind == "mixing_streak":
+            for i in range(n):
+                if les.level_mm[0] <= levels[i] <= les.level_mm[1]:
+                    x, y, r = veins[i][les.side]
+                    les.boxes[i] = [x - r, y - r, x + r, y + r]
+    thrombi = [t for t in lesions if t.kind != "mixing_streak" and t.boxes]
+    mimics = [t for t in lesions if t.kind == "mixing_streak" and t.boxes]
+    return Study(seed, hu, positions.astype(np.float64), (ps, ps), dz, thrombi, mimics, veins)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.ct.phantom_io import write_study
+
+    ap = argparse.ArgumentParser(description="Write synthetic CT venography phantom studies (not for diagnostic use).")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--studies", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="study i uses seed + i")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--no-nifti", action="store_true", help="skip the NIfTI volume")
+    ap.add_argument("--shuffle-names", action="store_true", help="random DICOM file names (readers must sort)")
+    args = ap.parse_args(argv)
+    for i in range(args.studies):
+        t0 = time.perf_counter()
+        study = make_study(args.seed + i, size=args.size)
+        out = write_study(study, args.out / f"study-{args.seed + i:06d}", nifti=not args.no_nifti,
+                          shuffle_names=args.shuffle_names)
+        print(f"[{i + 1}/{args.studies}] {out}: {len(study.hu)} slices x {study.thickness_mm:g} mm, "
+              f"{len(study.thrombi)} thrombi, {len(study.mimics)} streaks ({time.perf_counter() - t0:.1f} s)",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""Train the 2.5D CT thrombus detector on phantom studies and export it (research software, not for diagnostic use).
+
+    python -m training.ct.train --out DIR --k 3 --seed 1 --studies 48 --epochs 8
+
+Reproducible from the seed (torch + numpy generators, fixed thread count). Study seeds: training
+``10000*seed + i`` (i < studies), validation ``10000*seed + 5000 + i``; evaluation must use other seeds
+(``training.ct.evaluate`` checks). Writes ``DIR/ctdet-k{k}.onnx`` (opset 17, via ``export.onnx_export``), its
+sidecar spec ``ctdet-k{k}.json`` (preprocess, decode parameters, provenance, validation metrics) and the model
+card ``ctdet-k{k}.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.spec import ModelSpec, TensorSpec
+from export.onnx_export import export_onnx
+from training.ct import metrics
+from training.ct.card import write_model_card
+from training.ct.dataset import CropSampler, build_studies, predict_study
+from training.ct.detector import STRIDE, CTDet, detector_loss, make_targets
+
+OUTPUTS = ["heatmap", "box"]
+
+
+def study_seeds(seed: int, n: int, split: str) -> list[int]:
+    base = 10000 * seed + (5000 if split == "val" else 0)
+    return [base + i for i in range(n)]
+
+
+def preprocess_block(args) -> dict:
+    return {
+        "window_level_hu": 140.0, "window_width_hu": 400.0, "target_spacing_mm": args.target_mm,
+        "size": args.input_size, "k": args.k, "slice_padding": "replicate",
+        "slice_order": "ascending position; channel k//2 is the slice being scored",
+        "resample": "edge.ct.preprocess.resample (bilinear; area when shrinking)",
+        "fit": "edge.ct.preprocess.fit_to (centre crop / zero pad)",
+        "function": "edge.ct.decode.prepare_input",
+    }
+
+
+def decode_block(threshold: float) -> dict:
+    return {"type": "centernet", "stride": STRIDE, "heatmap_output": "heatmap", "box_output": "box",
+            "box_encoding": "log(ltrb / stride) from the cell centre", "score_threshold": round(threshold, 4),
+            "nms_iou": 0.3, "top_k": 20, "peak_kernel": 3, "function": "edge.ct.decode.decode_detections"}
+
+
+def draft_spec(args, threshold: float) -> ModelSpec:
+    """The spec used for validation before export (export_onnx writes the final one)."""
+    s, hs = args.input_size, args.input_size // STRIDE
+    return ModelSpec(f"ctdet-k{args.k}", "ct-thrombus-detection", TensorSpec("image", (1, args.k, s, s), "float32"),
+                     (TensorSpec("heatmap", (1, 1, hs, hs), "float32"), TensorSpec("box", (1, 4, hs, hs), "float32")),
+                     preprocess_block(args), ("thrombus",), extra={"decode": decode_block(threshold)})
+
+
+def torch_infer(model: CTDet):
+    def infer(x: np.ndarray) -> dict:
+        with torch.no_grad():
+            h, b = model(torch.from_numpy(x))
+        return {"heatmap": h.numpy(), "box": b.numpy()}
+    return infer
+
+
+def evaluate_prepared(infer, studies, spec: ModelSpec, floor: float = 0.05) -> metrics.DetectionEval:
+    """Detections (score >= floor) on every slice of the studies, matched to ground truth."""
+    preds, gts, ids, offset = [], [], [], 0
+    for st in studies:
+        preds += predict_study(infer, st, spec, floor)
+        gts += st.gt_orig
+        ids += [[offset + j for j in g] for g in st.gt_ids]
+        offset += 1000
+    return metrics.evaluate_detections(preds, gts, ids)
+
+
+def train(args) -> Path:
+    t_start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    spec0 = draft_spec(args, 0.5)
+    pre = spec0.preprocess
+    print(f"ctdet-k{args.k}: building {args.studies} training + {args.val_studies} validation phantom studies", flush=True)
+    train_set = build_studies(study_seeds(args.seed, args.studies, "train"), pre, args.phantom_size, args.workers, "train")
+    val_set = build_studies(study_seeds(args.seed, args.val_studies, "val"), pre, args.phantom_size, args.workers, "val")
+    t_data = time.perf_counter() - t_start
+    sampler = CropSampler(train_set, args.k, args.crop, rng)
+    print(f"  {sum(len(s.slices) for s in train_set)} training slices, {len(sampler.pos)} with thrombus "
+          f"({t_data:.0f} s)", flush=True)
+
+    model = CTDet(args.k, args.width, args.head)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    total = args.epochs * args.steps_per_epoch
+    warm = min(50, total // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: (i + 1) / warm if i < warm else 0.5 * (1 + math.cos(math.pi * (i - warm) / max(total - warm, 1))))
+    hs = args.crop // STRIDE
+    history = []
+    for epoch in range(args.epochs):
+        model.train()
+        t0, acc = time.perf_counter(), {"loss": 0.0, "heat": 0.0, "box": 0.0}
+        for _ in range(args.steps_per_epoch):
+            x, boxes = sampler.batch(args.batch)
+            heat_t, box_t, wgt_t = (torch.from_numpy(a) for a in make_targets(boxes, (hs, hs)))
+            loss, parts = detector_loss(model(torch.from_numpy(x)), heat_t, box_t, wgt_t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            acc["loss"] += float(loss.detach())
+            acc["heat"] += parts["heat"]
+            acc["box"] += parts["box"]
+        avg = {k: round(v / args.steps_per_epoch, 4) for k, v in acc.items()}
+        history.append(avg)
+        print(f"  epoch {epoch + 1}/{args.epochs}: loss {avg['loss']:.4f} (heat {avg['heat']:.4f}, box {avg['box']:.4f}) "
+              f"lr {sched.get_last_lr()[0]:.2e} {time.perf_counter() - t0:.0f} s", flush=True)
+    t_train = time.perf_counter() - t_start - t_data
+
+    model.eval()
+    print("  validating on held-out phantom studies ...", flush=True)
+    ev = evaluate_prepared(torch_infer(model), val_set, spec0)
+    op = metrics.sensitivity_at_fppi(ev, args.op_fppi)  # operating point: most sensitive with FPPI <= op_fppi
+    threshold = max(float(op["threshold"]) if math.isfinite(op["threshold"]) else 0.5, 0.1)
+    val = metrics.summary(ev, threshold)
+    val.pop("froc")
+    at = val["at_threshold"]
+    print(f"  validation @ {threshold:.3f}: sensitivity {at['sensitivity']:.3f}, FPPI {at['fppi']:.3f}, "
+          f"AP {val['ap_iou0.1']:.3f}, slice AUROC {val['slice_auroc']:.3f}", flush=True)
+
+    out = Path(args.out)
+    name = f"ctdet-k{args.k}"
+    example = torch.from_numpy(np.zeros((1, args.k, args.input_size, args.input_size), np.float32))
+    extra = {
+        "decode": decode_block(threshold),
+        "training": {
+            "command": "python -m training.ct.train " + " ".join(sys.argv[1:]) if args.record_argv else args.command,
+            "seed": args.seed, "data": "synthetic CT venography phantoms (training.ct.phantom), no patient data",
+            "train_study_seeds": [study_seeds(args.seed, args.studies, "train")[0], study_seeds(args.seed, args.studies, "train")[-1]],
+            "val_study_seeds": [study_seeds(args.seed, args.val_studies, "val")[0], study_seeds(args.seed, args.val_studies, "val")[-1]],
+            "phantom_size": args.phantom_size, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "batch": args.batch, "crop": args.crop, "lr": args.lr, "optimizer": "AdamW, warmup + cosine",
+            "loss": "penalty-reduced focal loss (heatmap) + smooth-L1 on log box distances",
+            "architecture": {"family": "anchor-free CenterNet-style, one stride-4 level, FPN-style merge",
+                             "width": args.width, "head": args.head,
+                             "params": int(sum(p.numel() for p in model.parameters()))},
+            "history": history, "threads": args.threads, "data_s": round(t_data, 1), "train_s": round(t_train, 1),
+            "torch": torch.__version__, "python": platform.python_version(),
+        },
+        "metrics": {"validation": val, "operating_point": f"most sensitive threshold with FPPI <= {args.op_fppi} on validation"},
+        "intended_use": "research software, not for diagnostic use",
+    }
+    spec = export_onnx(model, example, out / f"{name}.onnx", name=name, task="ct-thrombus-detection",
+                       input_name="image", output_names=OUTPUTS, preprocess=preprocess_block(args),
+                       labels=["thrombus"], extra=extra)
+    write_model_card(spec, out / f"{name}.md")
+    print(f"wrote {out / (name + '.onnx')} (+ .json, .md) in {time.perf_counter() - t_start:.0f} s total", flush=True)
+    return out / f"{name}.onnx"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="Train the CT thrombus detector on phantoms (not for diagnostic use).")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--k", type=int, default=3, choices=[1, 3, 5, 7, 9, 11])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--studies", type=int, default=48)
+    ap.add_argument("--val-studies", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--steps-per-epoch", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=128, help="training crop on the model grid (pixels)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--width", type=int, default=24)
+    ap.add_argument("--head", type=int, default=48)
+    ap.add_argument("--target-mm", type=float, default=1.0, help="model grid pixel size (Hwang: 0.695 mm)")
+    ap.add_argument("--input-size", type=int, default=384, help="model input S (S x S pixels)")
+    ap.add_argument("--phantom-size", type=int, default=512)
+    ap.add_argument("--op-fppi", type=float, default=0.2, help="operating point: FPPI budget on validation")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
+    args = ap.parse_args(argv)
+    args.record_argv = argv is None
+    args.command = "training.ct.train.train(" + " ".join(argv or []) + ")"
+    return args
+
+
+def main(argv=None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
