@@ -6,8 +6,12 @@ import torch
 import torch.nn.functional as F
 
 
-def augment(images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator,
+            crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """images (N,1,H,W) in [0,1], labels (N,H,W) int64 -> augmented copies.
+
+    crop: when given, one random crop x crop window per batch (the network is fully convolutional, so
+    training on crops costs (crop/H)^2 of the compute and still sees whole vessels).
 
     Horizontal flip (artery/vein sides swap between legs), scale 0.8-1.25 and shifts of up to 10%
     (depth setting, probe position), gain 0.7-1.3, gamma 0.7-1.5 (TGC/dynamic range), additive noise.
@@ -29,4 +33,9 @@ def augment(images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) ->
     gamma = u(0.7, 1.5).view(n, 1, 1, 1)
     out = (out.clamp(0, 1) ** gamma) * gain
     out = out + torch.randn(out.shape, generator=gen) * u(0.0, 0.04).view(n, 1, 1, 1)
-    return out.clamp(0, 1), lab.squeeze(1).long()
+    out, lab = out.clamp(0, 1), lab.squeeze(1).long()
+    if crop is not None and crop < out.shape[-1]:
+        y0 = int(torch.randint(0, out.shape[-2] - crop + 1, (1,), generator=gen))
+        x0 = int(torch.randint(0, out.shape[-1] - crop + 1, (1,), generator=gen))
+        out, lab = out[..., y0:y0 + crop, x0:x0 + crop], lab[..., y0:y0 + crop, x0:x0 + crop]
+    return out, lab

@@ -43,9 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real-repeat", type=int, default=6, help="times each real training image appears per epoch")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=128, help="train on random crops of this size (0: whole input)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (a .pt from an earlier run)")
+    p.add_argument("--select-on", choices=("mean", "real"), default="mean",
+                   help="keep the epoch with the best mean Dice, or the best real-image Dice")
 
 
 def _batches(n: int, batch: int, gen: torch.Generator):
@@ -85,6 +89,9 @@ def train(args: argparse.Namespace) -> dict:
     print(f"[data] {len(train_set)} training samples ready in {time.time() - t0:.0f}s", flush=True)
 
     model = build_model(args.variant)
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+        print(f"[init] weights from {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * (len(train_set) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(steps, 1), pct_start=0.1)
@@ -94,17 +101,17 @@ def train(args: argparse.Namespace) -> dict:
         model.train()
         running, seen, te = 0.0, 0, time.time()
         for idx in _batches(len(train_set), args.batch, gen):
-            x, y = augment(train_set.images[idx], train_set.labels[idx], gen)
+            x, y = augment(train_set.images[idx], train_set.labels[idx], gen, crop=args.crop or None)
             loss = seg_loss(model(x), y, train_set.partial[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             step += 1
-            running += float(loss) * len(idx)
+            running += loss.item() * len(idx)
             seen += len(idx)
         metrics = evaluate(model, eval_phantom, eval_real)
-        score = score_of(metrics)
+        score = score_of(metrics) if args.select_on == "mean" else metrics["real"]["vessel"]["mean_per_image"]
         history.append({"epoch": epoch + 1, "loss": round(running / max(seen, 1), 4), "score": round(score, 4), **metrics})
         flag = ""
         if score > best:
@@ -121,8 +128,9 @@ def train(args: argparse.Namespace) -> dict:
         "variant": args.variant, "config": config_dict(args.variant), "seed": args.seed,
         "phantom_frames": args.phantom_frames, "eval_frames": args.eval_frames,
         "real_images": str(args.real) if use_real else None, "real_repeat": args.real_repeat,
-        "epochs_run": len(history), "batch": args.batch, "lr": args.lr, "threads": args.threads,
-        "train_minutes": round((time.time() - t0) / 60, 1), "metrics": final, "history": history,
+        "epochs_run": len(history), "batch": args.batch, "crop": args.crop, "lr": args.lr, "threads": args.threads,
+        "train_minutes": round((time.time() - t0) / 60, 1), "init": str(args.init) if args.init else None,
+        "select_on": args.select_on, "metrics": final, "history": history,
         "labels": list(LABELS), "torch": torch.__version__,
     }
     (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -11,7 +11,7 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
     latency_ms              {p50, p90, p99, mean, max, n} of t_done - t_capture (end to end, per frame)
     stage_ms                {stage: {p50, p90, p99, mean, max, n}} of FrameResult.stage_ms (frames reporting it)
     frame_indices, t_media (s|null), t_s (t_media, else seconds since the first capture),
-    vein_area_px (screen px|null when lost), vein_status, artery_axis_ratio (|null)
+    vein_area_px (screen px|null when lost), vein_status, artery_aspect (height/width, screen units|null)
                             -- per-frame arrays, one entry per processed frame, in processing order
     samples                 {latency_ms: [...], stage_ms: {stage: [...]}}: the raw per-frame samples, aligned
                             with frame_indices (a stage a frame did not report is null)
@@ -55,7 +55,7 @@ class FrameLog:
         self.t_media = array("d")
         self.t_capture = array("d")
         self.vein_area_px = array("d")
-        self.artery_axis_ratio = array("d")
+        self.artery_aspect = array("d")
         self.latency_ms = array("d")
         self.vein_status: list[str] = []
         self.stage_ms: dict[str, array] = {}
@@ -70,8 +70,8 @@ class FrameLog:
         self.t_media.append(nan if r.t_media is None else float(r.t_media))
         self.t_capture.append(float(r.t_capture))
         self.vein_area_px.append(nan if r.track.vein_area_px is None else float(r.track.vein_area_px))
-        artery = r.track.artery
-        self.artery_axis_ratio.append(nan if artery is None else float(artery.axis_ratio))
+        aspect = r.track.artery_aspect
+        self.artery_aspect.append(nan if aspect is None else float(aspect))
         self.latency_ms.append(1000.0 * (r.t_done - r.t_capture))
         self.vein_status.append(r.track.vein_status)
         n = len(self.index)
@@ -143,7 +143,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
         "t_s": t_s,
         "vein_area_px": _nullable(log.vein_area_px, 1),
         "vein_status": list(log.vein_status),
-        "artery_axis_ratio": _nullable(log.artery_axis_ratio, 4),
+        "artery_aspect": _nullable(log.artery_aspect, 4),
         "samples": {"latency_ms": [round(v, 3) for v in log.latency_ms],
                     "stage_ms": {k: _nullable(v, 3) for k, v in log.stage_ms.items()}},
         "config": summary.config if summary else {},

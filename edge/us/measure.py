@@ -3,7 +3,7 @@
 Inputs are aligned 1-D arrays, one value per processed frame, in time order:
     t            seconds (media time, or capture time for live sources)
     vein_area    screen px; 0.0 when the vein is collapsed; NaN when it is lost or not yet found
-    artery_ratio minor/major axis ratio of the tracked artery; NaN when the artery is not seen
+    artery_ratio height/width aspect of the tracked artery in screen units; NaN when it is not seen
 
 Definitions (see docs/design.md, "Verdict"):
     baseline area     90th percentile of the smoothed vein area over the valid frames up to the minimum
@@ -11,9 +11,10 @@ Definitions (see docs/design.md, "Verdict"):
                       the smoothing ignores single-frame segmentation spikes)
     minimum area      minimum of the smoothed vein area
     compressibility   1 - minimum / baseline (Chen et al.: 86% for a normal femoral vein)
-    artery flattening 1 - (lowest smoothed axis ratio) / (resting axis ratio); the resting ratio is the
-                      median over the first ``rest_s`` seconds. Pulsation scales the artery but keeps its
-                      shape, so the axis ratio isolates probe pressure: the body's own pressure gauge.
+    artery flattening 1 - (lowest smoothed aspect) / (resting aspect); aspect = height / width in screen
+                      units, the resting one the median over the first ``rest_s`` seconds. The probe
+                      presses along the beam, shrinking the artery's height; pulsation scales it but keeps
+                      its shape, so the aspect isolates probe pressure: the body's own pressure gauge.
 """
 
 from __future__ import annotations

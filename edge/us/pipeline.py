@@ -66,7 +66,10 @@ class UltrasoundPipeline:
         labels = labels_from_logits(logits)
         marks.append(time.perf_counter())
         if self.tracker is None:
-            self.tracker = VesselTracker(self.pre.size_hw, self.pre.model_px_area(), self.cfg.tracker)
+            _, _, rw, rh = self.pre.region
+            gh, gw = self.pre.size_hw
+            self.tracker = VesselTracker(self.pre.size_hw, self.pre.model_px_area(), self.cfg.tracker,
+                                         anisotropy=(rh / gh) / (rw / gw))
         t = frame.t_media if frame.t_media is not None else frame.t_capture
         if self.t0 is None:
             self.t0 = t
@@ -74,7 +77,7 @@ class UltrasoundPipeline:
         marks.append(time.perf_counter())
         self.t.append(t - self.t0)
         self.vein.append(np.nan if track.vein_area_px is None else track.vein_area_px)
-        self.artery_ratio.append(np.nan if track.artery is None else track.artery.axis_ratio)
+        self.artery_ratio.append(np.nan if track.artery_aspect is None else track.artery_aspect)
         verdict = self.current_verdict(final=False)
         marks.append(time.perf_counter())
         stages = ("preprocess", "infer", "postprocess", "track", "measure")

@@ -30,6 +30,19 @@ def axis_ratio(mask: np.ndarray) -> float:
     return float(np.sqrt(max(lam2, 0.0) / lam1))
 
 
+def vertical_aspect(mask: np.ndarray) -> float:
+    """Vertical / horizontal extent of ``mask`` from its central second moments: sqrt(mu02 / mu20).
+
+    Why not minor/major: the probe presses along the beam (vertical) axis, and the image region is
+    resized anisotropically onto the model grid, so a round artery may look tall there; its vertical
+    extent is what pressure shrinks, whatever the grid's aspect.
+    """
+    m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+    if m["m00"] <= 0 or m["mu20"] <= 0:
+        return float("nan")
+    return float(np.sqrt(m["mu02"] / m["mu20"]))
+
+
 def blobs(labels: np.ndarray, label: int, min_area: float) -> list[Blob]:
     """Connected components of ``label`` with area >= ``min_area`` model-grid pixels, largest first."""
     binary = (labels == label).astype(np.uint8)
@@ -42,7 +55,8 @@ def blobs(labels: np.ndarray, label: int, min_area: float) -> list[Blob]:
         mask = comp == i
         out.append(Blob(
             label=label, area=area, centroid=(float(cents[i, 0]), float(cents[i, 1])),
-            bbox=tuple(int(v) for v in stats[i, :4]), axis_ratio=axis_ratio(mask), mask=mask,
+            bbox=tuple(int(v) for v in stats[i, :4]), axis_ratio=axis_ratio(mask),
+            aspect_vh=vertical_aspect(mask), mask=mask,
         ))
     out.sort(key=lambda b: b.area, reverse=True)
     return out

@@ -34,8 +34,12 @@ def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:
 class VesselTracker:
     """Per-stream state: create one per manoeuvre/stream; call :meth:`update` once per frame in order."""
 
-    def __init__(self, grid_hw: tuple[int, int], px_per_model_px: float, config: TrackerConfig | None = None):
+    def __init__(self, grid_hw: tuple[int, int], px_per_model_px: float, config: TrackerConfig | None = None,
+                 anisotropy: float = 1.0):
+        """grid_hw: model grid (H, W). px_per_model_px: screen pixels per model-grid pixel (area).
+        anisotropy: (screen px per grid row) / (screen px per grid column), to turn grid aspects into screen ones."""
         self.cfg = config or TrackerConfig()
+        self.anisotropy = anisotropy
         self.grid_hw = grid_hw
         self.px = px_per_model_px
         self.gate_px = self.cfg.gate * grid_hw[1]
@@ -81,6 +85,7 @@ class VesselTracker:
         artery = self._pick_artery(arteries)
         if artery is not None:
             self.artery_pos = artery.centroid
+        aspect = None if artery is None or not math.isfinite(artery.aspect_vh) else artery.aspect_vh * self.anisotropy
         vein = self._pick_vein(veins, artery)
         if vein is not None:
             self.vein_pos = vein.centroid
@@ -91,9 +96,9 @@ class VesselTracker:
                     (1 - a) * self.offset[0] + a * new[0], (1 - a) * self.offset[1] + a * new[1])
             self.vein_peak_area = max(self.vein_peak_area, vein.area)
             self.last_vein_area, self.last_vein_t = vein.area, t
-            return TrackState("tracked", vein, artery, vein.area * self.px)
+            return TrackState("tracked", vein, artery, vein.area * self.px, aspect)
         if self.last_vein_t is None:
-            return TrackState("searching", None, artery, None)
+            return TrackState("searching", None, artery, None, aspect)
         shrinking = self.last_vein_area < self.cfg.collapse_fraction * self.vein_peak_area
         recent = (t - self.last_vein_t) <= self.cfg.collapse_memory_s
         if artery is not None and shrinking and recent:
@@ -102,5 +107,5 @@ class VesselTracker:
             predicted = self._predicted_vein(artery)
             if predicted is not None:
                 self.vein_pos = predicted
-            return TrackState("collapsed", None, artery, 0.0)
-        return TrackState("lost", None, artery, None)
+            return TrackState("collapsed", None, artery, 0.0, aspect)
+        return TrackState("lost", None, artery, None, aspect)

@@ -23,6 +23,7 @@ class Blob:
     centroid: tuple[float, float]  # (x, y) model-grid pixels
     bbox: tuple[int, int, int, int]  # x, y, w, h model-grid pixels
     axis_ratio: float  # minor/major axis of the equivalent ellipse (1 = round, -> 0 = flat)
+    aspect_vh: float = float("nan")  # vertical / horizontal extent (sqrt(mu02/mu20)) on the MODEL grid
     mask: np.ndarray = field(repr=False, compare=False, default=None)  # (H, W) bool on the model grid
 
 
@@ -34,6 +35,7 @@ class TrackState:
     vein: Blob | None
     artery: Blob | None
     vein_area_px: float | None  # screen px; 0.0 when collapsed; None when lost/searching
+    artery_aspect: float | None = None  # artery height / width in SCREEN units: the pressure gauge
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Verdict:
     compressibility: float | None  # 1 - min/baseline, 0..1
     baseline_vein_area_px: float | None
     min_vein_area_px: float | None
-    artery_flattening: float | None  # 1 - (flattest artery axis ratio / resting ratio)
+    artery_flattening: float | None  # 1 - (flattest artery aspect / resting aspect), height/width
     pressure_adequate: bool | None
     final: bool  # False while the stream is running (provisional)
 

@@ -23,7 +23,7 @@ from edge.us.types import Verdict
 @dataclass(frozen=True)
 class VerdictConfig:
     compressible_min: float = 0.80  # Chen et al. measured 0.86 on a normal vein; a thrombosed one stays well below
-    adequate_flattening: float = 0.08  # 8% drop of the artery's minor/major axis ratio
+    adequate_flattening: float = 0.08  # 8% drop of the artery's height/width aspect
     hold_s: float = 0.5  # live only: adequate pressure held this long with the vein open
     min_duration_s: float = 1.0
     min_vein_area_px: float = 150.0  # screen px; smaller "veins" are noise or a wrong vessel

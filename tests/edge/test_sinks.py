@@ -376,7 +376,7 @@ def test_json_report_has_every_key_and_per_frame_arrays(tmp_path):
     assert data["verdict"] == "compressible" and data["compressibility"] == 0.86
     assert data["source"] == "scan.mp4", "only the display name: folders may name the patient"
     assert data["config"] == {"threshold": 0.5, "out": "/tmp/x"}
-    for key in ("vein_area_px", "frame_indices", "t_media", "t_s", "vein_status", "artery_axis_ratio"):
+    for key in ("vein_area_px", "frame_indices", "t_media", "t_s", "vein_status", "artery_aspect"):
         assert len(data[key]) == 40, key
     assert all(data["vein_area_px"][i] is None for i in range(10, 14))
     assert all(isinstance(data["vein_area_px"][i], float) for i in range(0, 10))

@@ -81,3 +81,17 @@ def test_vein_follows_probe_drift_with_the_artery():
         dx = i  # 1 px/frame drift of the whole anatomy
         s = tr.update(scene(14, artery=(60 + dx, 80), vein=(110 + dx, 84)), t=i / 30)
     assert s.vein_status == "tracked" and abs(s.vein.centroid[0] - 139) < 3
+
+
+def test_artery_aspect_is_in_screen_units_and_falls_under_pressure():
+    # a round artery on a screen region twice as wide as tall looks tall (2:1) on a square grid;
+    # anisotropy 0.5 maps it back to round, and vertical flattening lowers the aspect
+    tr = VesselTracker((H, W), px_per_model_px=1.0, anisotropy=0.5)
+    lab = np.zeros((H, W), np.uint8)
+    cv2.ellipse(lab, (60, 80), (10, 20), 0, 0, 360, 1, -1)
+    rest = tr.update(lab, t=0.0).artery_aspect
+    lab[:] = 0
+    cv2.ellipse(lab, (60, 80), (10, 16), 0, 0, 360, 1, -1)
+    pressed = tr.update(lab, t=0.1).artery_aspect
+    assert rest == pytest.approx(1.0, abs=0.05)
+    assert pressed == pytest.approx(0.8, abs=0.05)
