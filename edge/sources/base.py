@@ -48,3 +48,31 @@ class FrameSource(Protocol):
     def __enter__(self) -> "FrameSource": ...
 
     def __exit__(self, *exc) -> None: ...
+
+
+class SourceBase:
+    """Plumbing every concrete source shares: iterate once, and close on leaving a ``with`` block.
+
+    Subclasses implement ``_frames()`` (the generator of frames) and ``close()``.
+    """
+
+    name: str
+    _iterated: bool = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError(f"{self.name}: a frame source can be iterated only once")
+        self._iterated = True
+        return self._frames()
+
+    def _frames(self) -> Iterator[Frame]:  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

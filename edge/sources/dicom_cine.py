@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from edge.errors import InputError, SourceError
-from edge.sources.base import Frame
+from edge.sources.base import Frame, SourceBase
 from edge.sources.video import Pacer
 
 SUPPORTED_PHOTOMETRIC = (
@@ -164,7 +164,7 @@ def _check_decoder(ds, name: str) -> None:
         )
 
 
-class DicomCineSource:
+class DicomCineSource(SourceBase):
     """See the module docstring. live=False; frame_count = NumberOfFrames."""
 
     live = False
@@ -218,7 +218,6 @@ class DicomCineSource:
         self._lut_ds = ds if self.photometric == "PALETTE COLOR" else None
         self._lock = threading.Lock()
         self._pixels: Iterator[np.ndarray] | None = None
-        self._iterated = False
         self._closed = False
         # Decode frame 0 now so a corrupt or undecodable file fails at open with InputError.
         self._first: np.ndarray | None = None
@@ -268,11 +267,6 @@ class DicomCineSource:
         return arr if arr.flags.writeable and arr.flags.owndata else arr.copy()
 
     # -- FrameSource
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError(f"{self.name}: a frame source can be iterated only once")
-        self._iterated = True
-        return self._frames()
 
     def _frames(self) -> Iterator[Frame]:
         pacer = Pacer() if self.paced else None
@@ -303,11 +297,6 @@ class DicomCineSource:
                 self._pixels = None
         self._first = None
 
-    def __enter__(self) -> "DicomCineSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edge.errors import InputError, SourceError
-from edge.sources.base import Frame
+from edge.sources.base import Frame, SourceBase
 from edge.sources.video import Pacer, conform, looks_grey, to_uint8
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -68,7 +68,7 @@ def read_image(path: Path) -> np.ndarray:
     return to_uint8(image)
 
 
-class ImageFolderSource:
+class ImageFolderSource(SourceBase):
     """See the module docstring. live=False; frame_count = number of image files."""
 
     live = False
@@ -100,14 +100,8 @@ class ImageFolderSource:
         # The first image decides grey vs BGR for the whole sequence (consistent shapes downstream).
         self._first: np.ndarray | None = read_image(self.files[0])
         self.grey = looks_grey(self._first)
-        self._iterated = False
         self._closed = False
 
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError(f"{self.name}: a frame source can be iterated only once")
-        self._iterated = True
-        return self._frames()
 
     def _frames(self) -> Iterator[Frame]:
         pacer = Pacer() if self.paced else None
@@ -133,11 +127,6 @@ class ImageFolderSource:
         self._closed = True
         self._first = None
 
-    def __enter__(self) -> "ImageFolderSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ImageFolderSource({self.name!r}, frames={self.frame_count}, fps={self.fps})"

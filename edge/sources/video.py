@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from edge.errors import InputError, SourceError
-from edge.sources.base import Frame
+from edge.sources.base import Frame, SourceBase
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def redact_url(url: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- base class
-class _OpenCVSource:
+class _OpenCVSource(SourceBase):
     """Shared machinery of the three OpenCV sources (not public: use the subclasses)."""
 
     name: str
@@ -141,7 +141,6 @@ class _OpenCVSource:
         self._cap: cv2.VideoCapture | None = None
         self._lock = threading.Lock()
         self._first: np.ndarray | None = None  # frame read at open (validates the source, decides grey)
-        self._iterated = False
         self.grey = False
         self.width: int | None = None
         self.height: int | None = None
@@ -170,11 +169,6 @@ class _OpenCVSource:
         image = to_uint8(image)
         return conform(image, self.grey)
 
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError(f"{self.name}: a frame source can be iterated only once")
-        self._iterated = True
-        return self._frames()
 
     def _frames(self) -> Iterator[Frame]:
         pacer = Pacer() if self.paced else None
@@ -212,11 +206,6 @@ class _OpenCVSource:
                 self._cap = None
         self._first = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, fps={self.fps}, live={self.live}, grey={self.grey})"
