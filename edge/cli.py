@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 from typing import Callable, Sequence
@@ -72,9 +73,19 @@ def _unavailable(name: str, exc: Exception) -> Callable[[argparse.Namespace], in
     return run
 
 
+def _quiet_native_logs() -> None:
+    """OpenCV and its FFmpeg print their own warnings to stderr ("moov atom not found", V4L2 probing);
+    our errors already say what failed, in one line. Must run before cv2 is first imported; --debug
+    leaves them on."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if not debug:
+        _quiet_native_logs()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
