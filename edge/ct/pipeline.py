@@ -49,9 +49,14 @@ class ModelDetector:
     preparation per slice, not three. Same arithmetic as ``decode.prepare_input`` (used by training).
     The backend and spec are owned by the caller (created once, before the loop; closed by the caller).
     ``timing`` collects per-call milliseconds for preprocess / infer / decode.
+
+    Plausibility (``edge.ct.plausibility``): each decoded detection is checked on the centre slice's HU (bone
+    ring, clot density, filling defect) with the spec's ``extra["plausibility"]`` parameters (or ``plausibility``
+    given here; ``PlausibilityParams(enabled=False)`` turns it off). Rejected detections are kept in
+    ``rejected`` as (Detection, reason) - never dropped silently; ``run_pipeline`` reports them as a warning.
     """
 
-    def __init__(self, backend, spec, score_threshold: float | None = None):
+    def __init__(self, backend, spec, score_threshold: float | None = None, plausibility=None):
         try:
             from edge.ct import decode as _decode
         except ImportError as exc:
@@ -68,10 +73,14 @@ class ModelDetector:
         self._input = np.empty((1, k, size, size), np.float32)  # reused for every slice (hot loop)
         self._prepared: dict[int, np.ndarray] = {}
         self.timing: dict[str, list[float]] = {"preprocess": [], "infer": [], "decode": []}
+        from edge.ct.plausibility import PlausibilityParams
+        self.plausibility = plausibility if plausibility is not None else PlausibilityParams.from_spec(spec)
+        self.rejected: list[tuple[Detection, str]] = []
 
     def reset(self) -> None:
         """Start a new series: slice indices restart at 0, so prepared slices and timings are dropped."""
         self._prepared.clear()
+        self.rejected = []
         for v in self.timing.values():
             v.clear()
 
@@ -94,6 +103,16 @@ class ModelDetector:
         dets = self._dec.decode_detections(outputs, self.spec, slice_index=centre.index,
                                            pixel_spacing_mm=centre.pixel_spacing_mm,
                                            original_shape=centre.hu.shape, score_threshold=self.score_threshold)
+        if self.plausibility.enabled and dets:
+            from edge.ct.plausibility import check
+            kept = []
+            for d in dets:
+                why = check(centre.hu, d.box, centre.pixel_spacing_mm, self.plausibility)
+                if why is None:
+                    kept.append(d)
+                else:
+                    self.rejected.append((d, why))
+            dets = kept
         t3 = time.perf_counter()
         for key, dt in (("preprocess", t1 - t0), ("infer", t2 - t1), ("decode", t3 - t2)):
             self.timing[key].append(dt * 1e3)
@@ -195,6 +214,16 @@ def run_pipeline(stream: Iterable[CTSlice], detector: SliceDetector, *, k: int |
     emit(linker.close())
     total = time.perf_counter() - t_start
 
+    rejected = getattr(detector, "rejected", None)
+    warnings = list(getattr(stream, "warnings", []))
+    if rejected:
+        reasons: dict[str, int] = {}
+        for _, why in rejected:
+            key = why.split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        warnings.append(f"plausibility rule (edge/ct/plausibility.py) rejected {len(rejected)} detection(s) on "
+                        f"{len({d.slice_index for d, _ in rejected})} slice(s): "
+                        + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())))
     d = direction()
     if d < 0:
         findings = [reverse_finding(f, n) for f in findings]
@@ -207,7 +236,7 @@ def run_pipeline(stream: Iterable[CTSlice], detector: SliceDetector, *, k: int |
               "stages_ms": stages}
     return ScanResult(
         slices=n, findings=[findings[j] for j in order], suppressed=sorted(suppressed, key=lambda x: x.finding.slice_start),
-        warnings=list(getattr(stream, "warnings", [])), direction=d, k=k, timing=timing,
+        warnings=warnings, direction=d, k=k, timing=timing,
         key_images=[key_images[j] for j in order], pixel_spacing_mm=spacing,
         series_hash=getattr(stream, "series_hash", ""),
     )

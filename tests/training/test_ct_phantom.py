@@ -100,3 +100,24 @@ def test_cli_writes_studies(tmp_path, capsys):
     study = tmp_path / "study-000006"
     assert (study / "ground_truth.json").is_file() and any((study / "dicom").glob("*.dcm"))
     assert "slices" in capsys.readouterr().out
+
+
+def test_distractors_keep_the_base_study_and_its_ground_truth():
+    plain = make_study(41, size=128, n_slices=16, thickness_mm=3.0, n_thrombi=2, n_streaks=0)
+    a = make_study(41, size=128, n_slices=16, thickness_mm=3.0, n_thrombi=2, n_streaks=0, distractors=1.0)
+    b = make_study(41, size=128, n_slices=16, thickness_mm=3.0, n_thrombi=2, n_streaks=0, distractors=1.0)
+    assert np.array_equal(a.hu, b.hu) and a.distractors == b.distractors  # deterministic
+    assert not np.array_equal(a.hu, plain.hu) and sum(map(len, a.distractors)) > 0
+    assert plain.distractors == [[] for _ in range(16)]
+    assert a.pixel_spacing_mm == plain.pixel_spacing_mm and a.veins == plain.veins
+    if a.thrombi:  # a "negative only" abdominal-like study drops its thrombi; otherwise they are unchanged
+        assert [t.boxes for t in a.thrombi] == [t.boxes for t in plain.thrombi]
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_distractors_never_cover_the_deep_veins(seed):
+    st = make_study(seed, size=256, n_slices=12, thickness_mm=5.0, n_thrombi=0, n_streaks=0, distractors=1.0)
+    for i in range(len(st.hu)):
+        for x, y, r in st.veins[i].values():
+            patch = st.hu[i, int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2]
+            assert 110 < float(patch.mean()) < 300, f"vein HU on slice {i}: {patch.mean():.0f}"

@@ -27,7 +27,8 @@ def calibrate(model: Path, studies: int, op_fppi: float, threads: int, workers: 
     tr = spec.extra["training"]
     seeds = study_seeds(int(tr["seed"]), studies, "val")
     print(f"{spec.name}: rendering {studies} validation studies (seeds {seeds[0]}..{seeds[-1]}) ...", flush=True)
-    val = build_studies(seeds, spec.preprocess, int(tr.get("phantom_size", 512)), workers, "val")
+    val = build_studies(seeds, spec.preprocess, int(tr.get("phantom_size", 512)), workers, "val",
+                        float(tr.get("distractors", 0.0)))  # the training distribution (distractor probability)
     backend = OnnxRuntimeBackend(model, threads=threads)
     ev = evaluate_prepared(lambda x: backend.infer({spec.input.name: x}), val, spec)
     op = metrics.sensitivity_at_fppi(ev, op_fppi)

@@ -65,14 +65,63 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
     ]
     for split in ("validation", "test"):
         if split in mets:
-            lines += [f"## Metrics: {split} (held-out phantom studies, per-slice detections, no linking)", "",
+            ruled = split == "validation" and "AFTER the plausibility rule" in str(mets.get("operating_point", ""))
+            how = "per-slice detections after the plausibility rule, no linking" if ruled else \
+                "per-slice detections, no linking"
+            lines += [f"## Metrics: {split} (held-out phantom studies, {how})", "",
                       "| metric | value |", "|---|---|", *_metric_rows(mets[split]), ""]
             if split == "test" and "test_command" in mets:
                 lines += [f"Command: `{mets['test_command']}`", ""]
+    plaus = spec.extra.get("plausibility")
+    if isinstance(plaus, dict):
+        cal = plaus.get("calibration", {})
+        lines += [
+            "## Plausibility rule (applied by the runtime after decoding)",
+            "",
+            f"`edge.ct.plausibility.check` on the centre slice's HU: a candidate is rejected when more than "
+            f"{plaus.get('max_bone_frac')} of the pixels within {plaus.get('ring_mm')} mm around its box are bone "
+            f"(>= {plaus.get('bone_hu')} HU: rib / vertebra, not a vein), when the median HU of its core is outside "
+            f"{plaus.get('defect_lo_hu')}..{plaus.get('defect_hi_hu')} HU (not clot density), or when the surround's "
+            f"98th percentile is less than {plaus.get('min_contrast_hu')} HU above the core (no filling defect). "
+            "Thresholds chosen so the validation true positives keep passing (phantoms only): "
+            f"`{cal.get('command', '?')}`.",
+            "",
+        ]
+        if cal:
+            lb, la = cal.get("lesion_before", {}), cal.get("lesion_after", {})
+            lines += [f"Validation ({cal.get('studies')} studies, distractors {cal.get('distractors')}): rejected "
+                      f"{cal.get('rejected')} of {cal.get('tp_detections')} TP / {cal.get('fp_detections')} FP detections; "
+                      f"findings per study {lb.get('findings_per_study')} -> {la.get('findings_per_study')}, false findings "
+                      f"per study {lb.get('fp_findings_per_study')} -> {la.get('fp_findings_per_study')}, thrombus "
+                      f"sensitivity (findings) {lb.get('thrombus_sensitivity')} -> {la.get('thrombus_sensitivity')}.", ""]
+    test = mets.get("test", {})
+    if "lesion" in test:
+        w, a, b = test["with_rule"], test["lesion"]["no_rule"], test["lesion"]["with_rule"]
+        lines += [
+            "## Test with the rule and at lesion level (linked findings, `edge/ct/linking.py`)",
+            "",
+            "| metric | no rule | with rule |", "|---|---|---|",
+            f"| sensitivity / FPPI / precision at the threshold | {test['at_threshold']['sensitivity']:.3f} / "
+            f"{test['at_threshold']['fppi']:.3f} / {test['at_threshold']['precision']:.3f} | "
+            f"{w['at_threshold']['sensitivity']:.3f} / {w['at_threshold']['fppi']:.3f} / {w['at_threshold']['precision']:.3f} |",
+            f"| AP (IoU >= 0.1) | {test['ap_iou0.1']:.3f} | {w['ap_iou0.1']:.3f} |",
+            f"| findings per study | {a['findings_per_study']:.2f} | {b['findings_per_study']:.2f} |",
+            f"| false findings per study | {a['fp_findings_per_study']:.2f} | {b['fp_findings_per_study']:.2f} |",
+            f"| thrombus sensitivity (>= 1 true finding) | {a['thrombus_sensitivity']:.3f} | {b['thrombus_sensitivity']:.3f} |",
+            f"| test studies (distractor probability) | {a['studies']} ({test.get('distractors', 0)}) | |",
+            "",
+        ]
     lines += [
         "## Limitations",
         "- Phantom anatomy and lesions are simplified (analytic shapes, Gaussian noise, no partial-volume along z,",
-        "  no metal, no motion, no real scanner texture). Expect a domain gap on real CT.",
+        "  no metal, no motion, no real scanner texture). Expect a domain gap on real CT. The non-venous distractors",
+        "  (ribs, bowel, organs, nodes, ...; `training.ct.phantom`) are analytic shapes as well: they narrow the gap",
+        "  to real abdominal/pelvic anatomy, they do not close it.",
+        "- The rule's contrast threshold comes from phantom clots, whose lumen/rim is always >= ~100 HU brighter",
+        "  than the clot; a real occlusive clot with a faint rim could fall below it. Check it on real positives",
+        "  before relying on it (no real DVT series was available).",
+        "- The plausibility rule trusts the HU scale (it is what the DICOM reader's rescale gives); contrast timing",
+        "  outside a venous phase (e.g. an arterial-phase study) is outside its assumptions.",
         "- FPPI counts false-positive boxes per slice; grouping slices into findings (and rejecting streaks that run",
         "  too long) is done downstream by `edge/ct/linking.py`.",
         "- Mixing streaks that look like clots on every slice the model sees are only separable by z-extent beyond",

@@ -31,6 +31,7 @@ class PreparedStudy:
     veins: list[list[tuple[float, float]]]  # per slice: vein centres (model grid)
     pixel_spacing_mm: tuple[float, float]
     shape: tuple[int, int]
+    distract: list[list[tuple[float, float]]] | None = None  # per slice: distractor centres (model grid), negatives
 
 
 def prepare_study(study: Study, pre: dict) -> PreparedStudy:
@@ -44,19 +45,24 @@ def prepare_study(study: Study, pre: dict) -> PreparedStudy:
     veins = []
     for per in study.veins:
         veins.append([tuple(to_m([x, y, x, y])[:2]) for x, y, _ in per.values()])
+    distract = [[tuple(to_m([x, y, x, y])[:2]) for x, y in per] for per in study.distractors] or None
     return PreparedStudy(study.seed, slices, [[to_m(b) for b in g] for g in gt_orig], gt_orig, gt_ids, mimics,
-                         veins, ps, shape)
+                         veins, ps, shape, distract)
 
 
 def _build_one(args) -> PreparedStudy:
-    seed, pre, size = args
-    return prepare_study(make_study(seed, size=size), pre)
+    seed, pre, size, distractors = args
+    return prepare_study(make_study(seed, size=size, distractors=distractors), pre)
 
 
-def build_studies(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "studies") -> list[PreparedStudy]:
-    """Render and prepare phantom studies (in ``workers`` processes), printing progress."""
+def build_studies(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "studies",
+                  distractors: float = 0.0) -> list[PreparedStudy]:
+    """Render and prepare phantom studies (in ``workers`` processes), printing progress.
+
+    distractors: probability per study of non-venous look-alikes (``training.ct.phantom.make_study``).
+    """
     t0, out = time.perf_counter(), []
-    jobs = [(s, pre, size) for s in seeds]
+    jobs = [(s, pre, size, distractors) for s in seeds]
     ctx = get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
         for i, st in enumerate(pool.imap(_build_one, jobs)):
@@ -80,8 +86,9 @@ class _Serial:
 class CropSampler:
     """Random training crops (k slices x crop x crop) with targets; deterministic from its generator.
 
-    Mix: 45% centred near a thrombus, 20% on a mixing streak (hard negative), 20% on a vein, 15% anywhere in the
-    middle of the field of view. Augmentation: left-right flip and reversal of the slice order (both are
+    Mix: 40% centred near a thrombus, 15% on a mixing streak (hard negative), 15% on a distractor (rib, bowel,
+    organ, node, ... - hard negatives, when the studies have them), 15% on a vein, 15% anywhere in the middle of
+    the field of view (a missing category falls through to the next). Augmentation: left-right flip and reversal of the slice order (both are
     symmetries of the task: a clot is a clot from either side and in either z direction).
     """
 
@@ -90,18 +97,24 @@ class CropSampler:
         self.pos = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.gt) if g]
         self.mim = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.mimics) if g]
         self.all = [(s, i) for s, st in enumerate(studies) for i in range(len(st.slices))]
+        self.dis = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.distract or []) if g]
 
     def _pick(self) -> tuple[int, int, float, float]:
         r, rng = self.rng.random(), self.rng
         j = self.crop / 3
-        if r < 0.45 and self.pos:
+        if r < 0.40 and self.pos:
             s, i = self.pos[rng.integers(len(self.pos))]
             b = self.studies[s].gt[i][rng.integers(len(self.studies[s].gt[i]))]
             return s, i, (b[0] + b[2]) / 2 + rng.uniform(-j, j), (b[1] + b[3]) / 2 + rng.uniform(-j, j)
-        if r < 0.65 and self.mim:
+        if r < 0.55 and self.mim:
             s, i = self.mim[rng.integers(len(self.mim))]
             b = self.studies[s].mimics[i][0]
             return s, i, (b[0] + b[2]) / 2 + rng.uniform(-j, j), (b[1] + b[3]) / 2 + rng.uniform(-j, j)
+        if r < 0.70 and self.dis:
+            s, i = self.dis[rng.integers(len(self.dis))]
+            pts = self.studies[s].distract[i]
+            x, y = pts[rng.integers(len(pts))]
+            return s, i, x + rng.uniform(-j / 2, j / 2), y + rng.uniform(-j / 2, j / 2)
         s, i = self.all[rng.integers(len(self.all))]
         size = self.studies[s].slices.shape[-1]
         if r < 0.85:

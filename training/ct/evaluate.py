@@ -7,6 +7,13 @@ bedside code path), on phantom studies with seeds ``seed .. seed+studies-1`` (re
 training/validation seeds). Detections are scored per slice (no linking; see ``training.ct.metrics`` for the
 matching rules). Prints the 1-slice vs k-slice ablation table (cf. Hwang et al. Table 2) as Markdown, writes
 JSON with the metrics, FROC curves and timings; ``--record`` also stores the test metrics in each spec and card.
+
+Also reported per model: the same per-slice metrics after the plausibility rule (``edge.ct.plausibility`` with
+the spec's parameters, as ``ct scan`` applies it) under ``with_rule``, and lesion-level figures under ``lesion``:
+detections at the operating threshold linked into findings (``edge.ct.linking``, as ``ct scan`` does), findings
+and false findings per study, and thrombus-level sensitivity, without and with the rule.
+``--distractors P`` renders the test studies with non-venous look-alikes (``training.ct.phantom``) with
+probability P per study (default 0: the original phantom test set).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from training.ct import metrics
 from training.ct.card import write_model_card
 from training.ct.dataset import build_studies, predict_study
 from training.ct.phantom import make_study
+from training.ct.plausibility import apply_rule, lesion_eval, slice_features, sum_lesion
+from edge.ct.plausibility import PlausibilityParams
 
 
 def _check_disjoint(spec, seeds: list[int]) -> None:
@@ -79,7 +88,7 @@ def evaluate(args) -> dict:
     if not paths:
         raise ModelError(f"{args.models}: no ctdet-k*.onnx models found")
     seeds = [args.seed + i for i in range(args.studies)]
-    cache, results = {}, {}
+    cache, results, work = {}, {}, []
     for path in paths:
         spec = load_spec(path)
         _check_disjoint(spec, seeds)
@@ -87,13 +96,14 @@ def evaluate(args) -> dict:
         key = (pre["target_spacing_mm"], pre["size"])
         if key not in cache:
             print(f"rendering {len(seeds)} held-out phantom studies (seeds {seeds[0]}..{seeds[-1]}) ...", flush=True)
-            cache[key] = build_studies(seeds, pre, args.phantom_size, args.workers, "test")
+            cache[key] = build_studies(seeds, pre, args.phantom_size, args.workers, "test", args.distractors)
         backend = OnnxRuntimeBackend(path, threads=args.threads)
         infer = (lambda x, b=backend, n=spec.input.name: b.infer({n: x}))
         t0 = time.perf_counter()
-        preds, gts, ids = [], [], []
+        preds, gts, ids, per_study = [], [], [], []
         for s, st in enumerate(cache[key]):
-            preds += predict_study(infer, st, spec, args.floor)
+            per_study.append(predict_study(infer, st, spec, args.floor))
+            preds += per_study[-1]
             gts += st.gt_orig
             ids += [[s * 1000 + j for j in g] for g in st.gt_ids]
         ev = metrics.evaluate_detections(preds, gts, ids)
@@ -103,12 +113,34 @@ def evaluate(args) -> dict:
         res["timing"] = time_end_to_end(backend, spec, seeds[0])
         res["model"] = {"file": path.name, "sha256": spec.extra.get("artifact", {}).get("sha256"), "k": int(pre["k"])}
         results[spec.name] = res
+        work.append((path, spec, thr, per_study, gts, ids))
+        backend.close()
+    # plausibility rule + lesion level: needs the HU volumes, so the studies are rendered once more (one at a time)
+    print("lesion-level evaluation (linked findings) with and without the plausibility rule ...", flush=True)
+    lesion = {spec.name: {"no_rule": [], "with_rule": []} for _, spec, *_ in work}
+    ruled = {spec.name: [] for _, spec, *_ in work}
+    for s, seed in enumerate(seeds):
+        st = make_study(seed, size=args.phantom_size, distractors=args.distractors)
+        for _, spec, thr, per_study, _, _ in work:
+            p = PlausibilityParams.from_spec(spec)
+            pr = per_study[s]
+            kept = apply_rule(pr, slice_features(st, pr, p), p) if p.enabled else pr
+            ruled[spec.name] += kept
+            lesion[spec.name]["no_rule"].append(lesion_eval(st, pr, thr))
+            lesion[spec.name]["with_rule"].append(lesion_eval(st, kept, thr))
+    for path, spec, thr, per_study, gts, ids in work:
+        res = results[spec.name]
+        p = PlausibilityParams.from_spec(spec)
+        wr = metrics.summary(metrics.evaluate_detections(ruled[spec.name], gts, ids), thr, args.fppi_target)
+        wr.pop("froc")
+        res["with_rule"] = wr | {"plausibility": p.to_json()}
+        res["lesion"] = {k: sum_lesion(v) for k, v in lesion[spec.name].items()}
+        res["distractors"] = args.distractors
         if args.record:
             spec.extra.setdefault("metrics", {})["test"] = {k: v for k, v in res.items() if k != "froc"}
             spec.extra["metrics"]["test_command"] = args.command
             save_spec(spec, path)
             write_model_card(spec, path.with_suffix(".md"))
-        backend.close()
     return results
 
 
@@ -122,6 +154,17 @@ def markdown_table(results: dict, fppi_target: float = 0.25) -> str:
                     f"{a['precision']:.3f} | {a['thrombus_sensitivity']:.3f} | {b['sensitivity']:.3f} (FPPI {b['fppi']:.3f}) | "
                     f"{r['ap_iou0.1']:.3f} | {r['slice_auroc']:.3f} | {r['slice_ap']:.3f} | "
                     f"{r['timing']['model_ms']['p50']:.1f} | {r['timing']['slices_per_s_p50']:.1f} |")
+    rows += ["", "With the plausibility rule (edge/ct/plausibility.py) and lesion level (linked findings, per study):", "",
+             "| model | rule sens. | rule FPPI | rule precision | rule AP | findings/study (no rule -> rule) | "
+             "false findings/study | thrombus sens. (findings) |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if "lesion" not in r:
+            continue
+        w, a, b = r["with_rule"], r["lesion"]["no_rule"], r["lesion"]["with_rule"]
+        rows.append(f"| {name} | {w['at_threshold']['sensitivity']:.3f} | {w['at_threshold']['fppi']:.3f} | "
+                    f"{w['at_threshold']['precision']:.3f} | {w['ap_iou0.1']:.3f} | {a['findings_per_study']:.2f} -> "
+                    f"{b['findings_per_study']:.2f} | {a['fp_findings_per_study']:.2f} -> {b['fp_findings_per_study']:.2f} | "
+                    f"{a['thrombus_sensitivity']:.3f} -> {b['thrombus_sensitivity']:.3f} |")
     return "\n".join(rows)
 
 
@@ -137,6 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--phantom-size", type=int, default=512)
     ap.add_argument("--record", action="store_true", help="store the test metrics in each model's spec and card")
+    ap.add_argument("--distractors", type=float, default=0.0,
+                    help="probability per test study of non-venous look-alikes (0 = the original phantom test set)")
     args = ap.parse_args(argv)
     args.command = "python -m training.ct.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
     results = evaluate(args)
@@ -146,6 +191,7 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"schema": "dvt-edge/ct-eval@1", "note": "synthetic phantoms, not for diagnostic use",
                                     "command": args.command, "seeds": [args.seed, args.seed + args.studies - 1],
+                                    "distractors": args.distractors,
                                     "python": platform.python_version(), "table": table, "models": results}, indent=1))
     print(f"\nwrote {args.out}")
     return 0

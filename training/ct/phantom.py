@@ -77,6 +77,8 @@ class Study:
     thrombi: list[Lesion]
     mimics: list[Lesion]
     veins: list[dict[int, tuple[float, float, float]]]  # per slice: side -> (x, y, radius) pixels
+    distractors: list[list[tuple[float, float]]] = field(default_factory=list)  # per slice: (x, y) px of mimics
+
 
     def gt_boxes(self, index: int) -> list[list[float]]:
         """Thrombus boxes on slice ``index`` (original pixels)."""
@@ -116,12 +118,14 @@ class _Canvas:
             return win, (d <= 1.0).astype(np.float32)
         return win, np.clip((1.0 + soft_mm / min(rx, ry) - d) / (soft_mm / min(rx, ry)), 0.0, 1.0)
 
-    def paint(self, cx, cy, rx, ry, value, angle=0.0, soft_mm=0.0, within=None):
+    def paint(self, cx, cy, rx, ry, value, angle=0.0, soft_mm=0.0, within=None, below=None):
         win, m = self.ellipse_mask(cx, cy, rx, ry, angle, soft_mm)
         if win is None:
             return None
         if within is not None:
             m = m * (self.img[win] > within)
+        if below is not None:
+            m = m * (self.img[win] < below)
         self.img[win] += m * (np.float32(value) - self.img[win])
         return win, m
 
@@ -183,8 +187,13 @@ def _vessel_frame(a: dict, side: int, level: float):
     return (ax, ay, ra), (vx, vy, rv)
 
 
-def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng: np.random.Generator):
-    """Render one slice. Returns HU (H, W) float32 and {lesion list index: bool mask window} for ground truth."""
+def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng: np.random.Generator,
+            distract: dict | None = None, centres: list | None = None):
+    """Render one slice. Returns HU (H, W) float32 and {lesion list index: bool mask window} for ground truth.
+
+    distract: the study's distractors (:func:`_sample_distractors`) or None; their centres on this slice
+    (pixels) are appended to ``centres``.
+    """
     c = _Canvas(shape, ps, AIR)
     d, w = a["d"], a["width"]
     bridge = _interp(level, [(0, 1.0), (110, 1.0), (170, 0.0), (999, 0.0)])  # pelvis -> separate thighs
@@ -229,6 +238,12 @@ def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng:
             g = a["gsv"][s]
             rr = thigh_r - fat * 0.5
             c.paint(s * d - s * math.cos(g) * rr, -math.sin(g) * rr, 2.2, 2.2, a["vein_hu"][s] * 0.85, soft_mm=0.5)
+    if distract is not None:
+        _draw_distractors(c, a, distract, level, centres if centres is not None else [])
+        for s in (-1, 1):  # the deep vessels stay intact (an organ may wrap them, like the IVC in the liver)
+            art, vein = _vessel_frame(a, s, level)
+            c.paint(art[0], art[1], art[2], art[2], a["artery"], soft_mm=0.6)
+            c.paint(vein[0], vein[1], vein[2], vein[2] * a["vein_ratio"][s], a["vein_hu"][s], soft_mm=0.6)
     masks = {}
     for i, les in enumerate(lesions):
         lo, hi = les.level_mm
@@ -271,9 +286,12 @@ def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng:
         if out is not None:
             masks[i] = out
     img = cv2.GaussianBlur(c.img, (0, 0), 0.5 / min(ps, 1.0) * 0.8)  # scanner PSF, keeps edges realistic
+    if distract is not None:
+        img = _texture(img, distract, level, ps)
     noise = rng.standard_normal(shape).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), 0.7)
-    noise *= a["noise"] / max(float(noise.std()), 1e-6)  # correlated noise with the study's sigma (HU)
+    noise = cv2.GaussianBlur(noise, (0, 0), distract["noise_blur"] if distract is not None else 0.7)
+    gain = distract["noise_gain"] if distract is not None else 1.0
+    noise *= a["noise"] * gain / max(float(noise.std()), 1e-6)  # correlated noise with the study's sigma (HU)
     body = img > -500
     img[body] += noise[body]
     img[~body] += noise[~body] * 0.3
@@ -290,9 +308,194 @@ def _box_of(mask) -> list[float] | None:
     return [float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)]
 
 
+# ------------------------------------------------------------------------------------ distractors (negatives)
+# Domain randomisation: structures real CT has and the thigh phantoms lack, none of them a venous filling defect.
+# Each is a 3D object (a level range and a drift along z, so it also looks plausible to a k-slice model):
+#   rib      - a small bone ring (cortex 400-1300 HU) around darker marrow (30-250 HU): bright rim, dark centre
+#   bowel    - an enhancing wall (80-220 HU) around fluid, positive oral contrast, gas (-1000 HU) or mottled faeces
+#   organ    - liver/spleen/kidney-like parenchyma (90-180 HU) with brighter branching vessels, dark cysts and,
+#              for a kidney, low-HU medullary pyramids inside an enhancing cortex
+#   vessel   - small arteries/veins (1.5-4 mm, 150-320 HU), some with a calcified wall
+#   calc     - calcifications (0.5-2 mm, 400-1000 HU)
+#   node     - lymph nodes (30-60 HU ovals, 3-9 mm) beside the deep vessels (never inside them)
+# plus per-study texture: beam-hardening streaks between the bones, fat stranding, muscle heterogeneity
+# (a smooth +-5-20 HU field) and a noise grain of varying correlation length.
+# "Abdominal-like" studies (heavy) carry many of them; some of those carry no thrombus at all (negative_only).
+def _sample_distractors(rng: np.random.Generator, a: dict, fov_mm: float, lv0: float, lv1: float) -> dict:
+    heavy = rng.random() < 0.35
+    w, d = a["width"], a["d"]
+    span = lv1 - lv0
+
+    per = (span + 40) / 60.0  # counts below are per ~60 mm of study, so the density per slice is similar
+
+    def n(lo, hi, hlo, hhi):
+        return int(round((rng.integers(hlo, hhi + 1) if heavy else rng.integers(lo, hi + 1)) * per))
+
+    def place(length):
+        mid = rng.uniform(lv0 - 10, lv1 + 10)
+        length = min(length, span + 40)
+        return (mid - length / 2, mid + length / 2), mid, (rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4))
+
+    def pos(periphery=False):
+        ang = rng.uniform(0, 2 * math.pi)
+        f = rng.uniform(0.8, 0.97) if periphery else math.sqrt(rng.uniform(0.02, 0.8))
+        return math.cos(ang) * f * w / 2, math.sin(ang) * f * w * 0.33
+
+    objs = []
+    for _ in range(n(0, 6, 6, 16)):
+        lv, mid, drift = place(rng.uniform(10, 60))
+        ra = rng.uniform(4, 9)
+        objs.append({"kind": "rib", "lv": lv, "mid": mid, "drift": (drift[0] * 2, drift[1] * 2),
+                     "xy": pos(periphery=rng.random() < 0.7), "r": (ra, ra * rng.uniform(0.4, 0.75)),
+                     "angle": rng.uniform(0, math.pi), "cortex": rng.uniform(400, 1300),
+                     "marrow": rng.uniform(30, 250), "shell": rng.uniform(0.55, 0.8)})
+    for _ in range(n(0, 3, 3, 9)):
+        lv, mid, drift = place(rng.uniform(15, 80))
+        r = rng.uniform(7, 22)
+        objs.append({"kind": "bowel", "lv": lv, "mid": mid, "drift": (drift[0] * 2.5, drift[1] * 2.5), "xy": pos(),
+                     "r": (r, r * rng.uniform(0.45, 1.0)), "angle": rng.uniform(0, math.pi),
+                     "wall": rng.uniform(80, 220), "wall_mm": rng.uniform(1.2, 3.5),
+                     "content": str(rng.choice(["fluid", "contrast", "gas", "faeces", "gas_fluid"])),
+                     "fluid": rng.uniform(-5, 35), "oral": rng.uniform(150, 600),
+                     "bubbles": [(rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(0.8, 3.0), rng.uniform(0, 1))
+                                 for _ in range(int(rng.integers(3, 12)))]})
+    for _ in range(n(0, 1, 1, 3)):
+        lv, mid, drift = place(rng.uniform(40, 160))
+        kidney = rng.random() < 0.45
+        rx = rng.uniform(25, 45) if kidney else rng.uniform(35, 85)
+        par = rng.uniform(140, 220) if kidney else rng.uniform(90, 180)
+        objs.append({"kind": "organ", "lv": lv, "mid": mid, "drift": (drift[0] * 0.3, drift[1] * 0.3), "xy": pos(),
+                     "r": (rx, rx * rng.uniform(0.5, 0.8)), "angle": rng.uniform(0, math.pi), "hu": par,
+                     "kidney": kidney,
+                     "vessels": [(rng.uniform(-0.7, 0.7), rng.uniform(-0.7, 0.7), rng.uniform(6, 25), rng.uniform(0.7, 2.0),
+                                  rng.uniform(0, math.pi), par + rng.uniform(50, 150), rng.uniform(0.005, 0.03))
+                                 for _ in range(int(rng.integers(3, 10)))],
+                     "cysts": [(rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(2, 10), rng.uniform(-5, 25))
+                               for _ in range(int(rng.integers(0, 4)))],
+                     "pyramids": [(rng.uniform(0, 2 * math.pi), rng.uniform(0.35, 0.6), rng.uniform(3, 7), rng.uniform(30, 100))
+                                  for _ in range(int(rng.integers(4, 8)) if kidney else 0)]})
+    for _ in range(n(0, 8, 8, 22)):
+        lv, mid, drift = place(rng.uniform(15, 150))
+        r = rng.uniform(1.5, 4.0)
+        objs.append({"kind": "vessel", "lv": lv, "mid": mid, "drift": drift, "xy": pos(), "r": (r, r * rng.uniform(0.7, 1.0)),
+                     "angle": rng.uniform(0, math.pi), "hu": rng.uniform(150, 320),
+                     "calc": rng.uniform(400, 900) if rng.random() < 0.25 else None, "calc_ang": rng.uniform(0, 2 * math.pi)})
+    for _ in range(n(0, 6, 3, 10)):
+        lv, mid, drift = place(rng.uniform(2, 10))
+        r = rng.uniform(0.5, 2.0)
+        objs.append({"kind": "calc", "lv": lv, "mid": mid, "drift": drift, "xy": pos(), "r": (r, r), "angle": 0.0,
+                     "hu": rng.uniform(400, 1000)})
+    for _ in range(n(0, 4, 2, 6)):
+        lv, mid, _ = place(rng.uniform(5, 25))
+        r = rng.uniform(3, 9)
+        objs.append({"kind": "node", "lv": lv, "mid": mid, "side": int(rng.choice([-1, 1])), "gap": rng.uniform(1.0, 4.0),
+                     "dir": rng.uniform(0, 2 * math.pi), "r": (r, r * rng.uniform(0.5, 0.9)), "angle": rng.uniform(0, math.pi),
+                     "hu": rng.uniform(30, 60)})
+    tex = rng.standard_normal((10, 10)).astype(np.float32)
+    return {
+        "heavy": heavy, "negative_only": heavy and rng.random() < 0.3, "objects": objs,
+        "beam": [(rng.uniform(-60, 160), rng.uniform(0.5, 2.5), rng.uniform(-0.3, 0.3)) for _ in range(int(rng.integers(0, 4)))],
+        "strands": [(pos(), rng.uniform(0, math.pi), rng.uniform(8, 40), rng.uniform(30, 90)) for _ in range(n(0, 4, 3, 10))],
+        "muscle_tex": (tex, rng.uniform(5, 20)), "noise_blur": rng.uniform(0.5, 1.3), "noise_gain": rng.uniform(0.8, 1.5),
+    }
+
+
+def _draw_distractors(c: _Canvas, a: dict, dist: dict, level: float, centres: list) -> None:
+    """Paint the distractors present at ``level`` on ``c`` (before the deep vessels are repainted and lesions drawn)."""
+    vessels = [v for s in (-1, 1) for v in _vessel_frame(a, s, level)]
+
+    def clear(x, y, r):  # small objects keep off the deep vessels, so ground truth and veins stay clean
+        return all(math.hypot(x - vx, y - vy) > r + vr + 1.5 for vx, vy, vr in vessels)
+
+    for o in sorted(dist["objects"], key=lambda o: o["kind"] != "organ"):  # organs first, small things on top
+        lo, hi = o["lv"]
+        if not lo <= level <= hi:
+            continue
+        (rx, ry), ang = o["r"], o["angle"]
+        if o["kind"] == "node":
+            _, (vx, vy, vr) = _vessel_frame(a, o["side"], level)
+            dd = vr + rx + o["gap"]
+            x, y = vx + math.cos(o["dir"]) * dd, vy + math.sin(o["dir"]) * dd
+        else:
+            t = level - o["mid"]
+            x, y = o["xy"][0] + o["drift"][0] * t, o["xy"][1] + o["drift"][1] * t
+        if o["kind"] != "organ" and not clear(x, y, max(rx, ry)):
+            continue
+        k = o["kind"]
+        if k == "rib":
+            if c.paint(x, y, rx, ry, o["cortex"], angle=ang, soft_mm=0.4, within=-500) is None:
+                continue
+            c.paint(x, y, rx * o["shell"], ry * o["shell"], o["marrow"], angle=ang, soft_mm=0.4, within=-500)
+        elif k == "bowel":
+            if c.paint(x, y, rx, ry, o["wall"], angle=ang, soft_mm=0.5, within=-500) is None:
+                continue
+            ix, iy = max(rx - o["wall_mm"], 1.0), max(ry - o["wall_mm"], 1.0)
+            kind = o["content"]
+            base = {"fluid": o["fluid"], "contrast": o["oral"], "gas": AIR, "faeces": o["fluid"] + 20,
+                    "gas_fluid": o["fluid"]}[kind]
+            c.paint(x, y, ix, iy, base, angle=ang, soft_mm=0.5, within=-500)
+            if kind == "gas_fluid":  # air-fluid level: gas rises anteriorly (smaller y)
+                c.paint(x, y - iy * 0.5, ix * 0.85, iy * 0.5, AIR, soft_mm=0.3, within=-900)
+            if kind == "faeces":  # mottled: gas bubbles in soft content
+                for bx, by, br, _ in o["bubbles"]:
+                    c.paint(x + bx * ix, y + by * iy, br, br, AIR, soft_mm=0.3, within=-500)
+        elif k == "organ":
+            if c.paint(x, y, rx, ry, o["hu"], angle=ang, soft_mm=1.0, within=-500, below=300) is None:
+                continue
+            ca, sa = math.cos(ang), math.sin(ang)
+            rot = (lambda u, v: (x + (u * rx) * ca - (v * ry) * sa, y + (u * rx) * sa + (v * ry) * ca))
+            for u, v, length, width, va, vhu, turn in o["vessels"]:
+                px, py = rot(u, v)
+                c.paint(px, py, length, width, vhu, angle=va + turn * level, soft_mm=0.4, within=60, below=300)
+            for u, v, r, chu in o["cysts"]:
+                px, py = rot(u, v)
+                c.paint(px, py, r, r, chu, soft_mm=0.6, within=60, below=300)
+                centres.append((px, py))
+            for pa, pf, r, phu in o["pyramids"]:  # dark medulla inside the enhancing cortex
+                px, py = rot(math.cos(pa) * pf, math.sin(pa) * pf)
+                c.paint(px, py, r, r * 0.6, phu, angle=pa, soft_mm=1.0, within=60, below=300)
+                centres.append((px, py))
+        elif k == "vessel":
+            if c.paint(x, y, rx, ry, o["hu"], angle=ang, soft_mm=0.5, within=-500, below=300) is None:
+                continue
+            if o["calc"] is not None:
+                c.paint(x + math.cos(o["calc_ang"]) * rx, y + math.sin(o["calc_ang"]) * ry, 0.8, 0.8, o["calc"],
+                        within=-500)
+        elif k == "calc":
+            if c.paint(x, y, rx, ry, o["hu"], within=-500) is None:
+                continue
+        elif k == "node":
+            if c.paint(x, y, rx, ry, o["hu"], angle=ang, soft_mm=0.8, within=-500, below=150) is None:
+                continue
+        centres.append((x, y))
+    for (sx, sy), sa, length, dhu in dist["strands"]:  # fat stranding: thin soft-tissue lines in fat
+        c.paint(sx, sy, length, 0.6, FAT + dhu, angle=sa + 0.002 * level, soft_mm=0.5, within=-500, below=-40)
+
+
+def _texture(img: np.ndarray, dist: dict, level: float, ps: float) -> np.ndarray:
+    """Muscle heterogeneity (a smooth field on soft tissue) and beam-hardening streaks between the bones."""
+    h, w = img.shape
+    tex, amp = dist["muscle_tex"]
+    field_ = cv2.resize(tex, (w, h), interpolation=cv2.INTER_CUBIC) * amp
+    soft = (img > -30) & (img < 110)
+    img = img + field_ * soft
+    if dist["beam"]:
+        streak = np.zeros((h, w), np.float32)
+        for dy, width_mm, slope in dist["beam"]:  # dark bands across the body at the level of the bones
+            y0 = h / 2 + (dy + 8 * math.sin(level / 40.0)) / ps
+            cv2.line(streak, (0, int(y0)), (w - 1, int(y0 + slope * w)), 1.0, max(1, int(round(width_mm / ps))))
+        streak = cv2.GaussianBlur(streak, (0, 0), 1.0)
+        img = img - streak * np.float32(60.0) * (img > -500)
+    return img
+
+
 def make_study(seed: int, size: int = 512, n_slices: int | None = None, thickness_mm: float | None = None,
-               n_thrombi: int | None = None, n_streaks: int | None = None) -> Study:
+               n_thrombi: int | None = None, n_streaks: int | None = None,
+               distractors: float | bool = False) -> Study:
     """Render the phantom study of ``seed`` (same seed -> identical study).
+
+    distractors: probability (True = 1) that the study carries non-venous look-alikes (:func:`_sample_distractors`),
+    drawn from a separate generator so the base anatomy, lesions and ground truth of a seed do not change.
 
     size: H = W in pixels. Pixel spacing is drawn in 0.6-1.0 mm for size 512 and scaled by 512/size otherwise,
     so a small test image keeps the same field of view. Counts default to random draws (0-3 thrombi, 0-2 streaks).
@@ -326,11 +529,19 @@ def make_study(seed: int, size: int = 512, n_slices: int | None = None, thicknes
             params = {"hu": rng.uniform(70, 120), "angle": rng.uniform(0, 2 * math.pi), "period": rng.uniform(25, 60),
                       "len": rng.uniform(0.6, 0.85), "thin": rng.uniform(0.2, 0.35)}
         lesions.append(Lesion(kind, side, (lo, lo + length), params))
+    drng = np.random.default_rng([seed, 0xD157])
+    distract = None
+    if float(distractors) > 0 and drng.random() < float(distractors):
+        distract = _sample_distractors(drng, a, size * ps, float(levels.min()), float(levels.max()))
+        if distract["negative_only"]:
+            lesions = [les for les in lesions if les.kind == "mixing_streak"]
     hu = np.empty((n, size, size), np.float32)
-    veins = []
+    veins, centres = [], []
     for i in range(n):
         srng = np.random.default_rng([seed, i])
-        hu[i], masks = _render(a, float(levels[i]), (size, size), ps, lesions, srng)
+        cs: list = []
+        hu[i], masks = _render(a, float(levels[i]), (size, size), ps, lesions, srng, distract, cs)
+        centres.append([(x / ps + size / 2, y / ps + size / 2) for x, y in cs])
         for j, m in masks.items():
             box = _box_of(m)
             if box is not None:
@@ -348,7 +559,7 @@ def make_study(seed: int, size: int = 512, n_slices: int | None = None, thicknes
                     les.boxes[i] = [x - r, y - r, x + r, y + r]
     thrombi = [t for t in lesions if t.kind != "mixing_streak" and t.boxes]
     mimics = [t for t in lesions if t.kind == "mixing_streak" and t.boxes]
-    return Study(seed, hu, positions.astype(np.float64), (ps, ps), dz, thrombi, mimics, veins)
+    return Study(seed, hu, positions.astype(np.float64), (ps, ps), dz, thrombi, mimics, veins, centres)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,8 +88,10 @@ def train(args) -> Path:
     spec0 = draft_spec(args, 0.5)
     pre = spec0.preprocess
     print(f"ctdet-k{args.k}: building {args.studies} training + {args.val_studies} validation phantom studies", flush=True)
-    train_set = build_studies(study_seeds(args.seed, args.studies, "train"), pre, args.phantom_size, args.workers, "train")
-    val_set = build_studies(study_seeds(args.seed, args.val_studies, "val"), pre, args.phantom_size, args.workers, "val")
+    train_set = build_studies(study_seeds(args.seed, args.studies, "train"), pre, args.phantom_size, args.workers, "train",
+                              args.distractors)
+    val_set = build_studies(study_seeds(args.seed, args.val_studies, "val"), pre, args.phantom_size, args.workers, "val",
+                            args.distractors)
     t_data = time.perf_counter() - t_start
     sampler = CropSampler(train_set, args.k, args.crop, rng)
     print(f"  {sum(len(s.slices) for s in train_set)} training slices, {len(sampler.pos)} with thrombus "
@@ -142,10 +144,12 @@ def train(args) -> Path:
         "decode": decode_block(threshold),
         "training": {
             "command": "python -m training.ct.train " + " ".join(sys.argv[1:]) if args.record_argv else args.command,
-            "seed": args.seed, "data": "synthetic CT venography phantoms (training.ct.phantom), no patient data",
+            "seed": args.seed, "data": "synthetic CT venography phantoms (training.ct.phantom), no patient data"
+                    + (f"; {args.distractors:.0%} of studies with non-venous distractors (ribs, bowel, organs, nodes, "
+                       "vessels, calcifications, streaks)" if args.distractors else ""),
             "train_study_seeds": [study_seeds(args.seed, args.studies, "train")[0], study_seeds(args.seed, args.studies, "train")[-1]],
             "val_study_seeds": [study_seeds(args.seed, args.val_studies, "val")[0], study_seeds(args.seed, args.val_studies, "val")[-1]],
-            "phantom_size": args.phantom_size, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "phantom_size": args.phantom_size, "distractors": args.distractors, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
             "batch": args.batch, "crop": args.crop, "lr": args.lr, "optimizer": "AdamW, warmup + cosine",
             "loss": "penalty-reduced focal loss (heatmap) + smooth-L1 on log box distances",
             "architecture": {"family": "anchor-free CenterNet-style, one stride-4 level, FPN-style merge",
@@ -185,6 +189,8 @@ def parse_args(argv=None):
     ap.add_argument("--op-fppi", type=float, default=0.2, help="operating point: FPPI budget on validation")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
+    ap.add_argument("--distractors", type=float, default=0.0,
+                    help="probability per phantom study of non-venous look-alikes (ribs, bowel, organs, nodes, ...)")
     args = ap.parse_args(argv)
     args.record_argv = argv is None
     args.command = "training.ct.train.train(" + " ".join(argv or []) + ")"
