@@ -44,9 +44,9 @@ def send_pynetdicom(files, port, calling="TESTSCU", called="DVTEDGE", release=Tr
 
 
 def listen_and_run(send, detector, store_dir=None, idle_timeout_s=30.0, allow=("TESTSCU", "STORESCU")):
+    """Start a listener on a free port, run ``send(port)`` in a thread, stream the first study through the pipeline."""
     # the study ends on association release; the idle timeout only guards a sender that never comes,
     # so a generous one keeps this test stable on a loaded CI machine without slowing it
-    """Start a listener on a free port, run ``send(port)`` in a thread, stream the first study through the pipeline."""
     cfg = ListenConfig(port=0, allow=allow, idle_timeout_s=idle_timeout_s, store_dir=store_dir)
     errors: list = []
     with StoreListener(cfg) as lst:
