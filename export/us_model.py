@@ -47,7 +47,30 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) ->
     return segmentation_parity(ref, got, list(LABELS))
 
 
-def model_card(spec_json: dict, summary: dict, parity: SegParity) -> str:
+def lineage(summary: dict, summary_path: Path) -> list[dict]:
+    """The training stages, first to last: follow each run's --init back to the run that made it."""
+    stages = [summary]
+    seen = {summary_path.resolve()}
+    while stages[0].get("init"):
+        prev = Path(stages[0]["init"]).parent / "train_summary.json"
+        if not prev.is_file() or prev.resolve() in seen:
+            break
+        seen.add(prev.resolve())
+        stages.insert(0, json.loads(prev.read_text()))
+    return stages
+
+
+def stage_command(st: dict) -> str:
+    init = f" --init {st['init']}" if st.get("init") else ""
+    cmd = (f"python -m training.train_us --variant {st['variant']} --seed {st['seed']} "
+            f"--phantom-frames {st['phantom_frames']} --eval-frames {st['eval_frames']} "
+            f"--real-repeat {st['real_repeat']} --epochs {st.get('epochs', st['epochs_run'])} --lr {st['lr']} "
+            f"--crop {st.get('crop', 128)}{init} --out <dir>")
+    # a run stopped by --max-minutes depends on the machine's speed: say so rather than hide it
+    return cmd + (f" --max-minutes {st['max_minutes']}" if st.get("max_minutes") else "")
+
+
+def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[dict] | None = None) -> str:
     m = summary.get("metrics", {})
     ph, real = m.get("phantom", {}), m.get("real", {})
     lines = [
@@ -66,18 +89,26 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity) -> str:
         f"{spec_json['artifact']['bytes'] / 1e6:.2f} MB, sha256 `{spec_json['artifact']['sha256'][:16]}...`.",
         "",
         "## Training data",
-        f"- {summary['phantom_frames']} synthetic compression-clip frames from `training.phantoms` (seed {summary['seed']}),",
-        "  full labels (artery, vein).",
+        "- Synthetic compression-clip frames from `training.phantoms`, full labels (artery, vein): "
+        + ", ".join(f"{st['phantom_frames']} (seed {st['seed']})" for st in (stages or [summary]))
+        + " in the successive stages below.",
         "- Real B-mode images: usgra-seg by Timm Kandaouroff (CC BY 4.0), Mindray TE7 / L14-6Ns, neck, axilla, elbow,",
         "  femoral groin and popliteal fossa; artery and vein share one label there, so they train through a",
         "  partial-label loss on p(artery)+p(vein). Every fifth image (sorted by name) is held out."
         if summary.get("real_images") else "- No real images (not found at training time).",
         "",
         "## Training",
-        f"Loss BCE + log-Dice (Chen et al. Eq. 2-3), AdamW, one-cycle LR {summary['lr']}, batch {summary['batch']},",
-        f"{summary['epochs_run']} epochs, {summary['threads']} CPU threads, torch {summary['torch']},",
-        f"{summary['train_minutes']} min. Reproduce: `python -m training.train_us --variant {summary['variant']} "
-        f"--seed {summary['seed']} --out runs/us-lite` then `python -m export.us_model ...` (README).",
+        f"Loss BCE + log-Dice (Chen et al. Eq. 2-3), AdamW with a one-cycle LR, batch {summary['batch']}, random",
+        f"{summary.get('crop', 128)}x{summary.get('crop', 128)} crops, {summary['threads']} CPU threads, torch {summary['torch']}. "
+        "Stages (each starts from the previous one's best weights):",
+        "",
+        *[f"{i + 1}. {st['epochs_run']} of {st.get('epochs', st['epochs_run'])} epochs, {st['phantom_frames']} phantom frames (seed {st['seed']}), real images x"
+          f"{st['real_repeat']}, LR {st['lr']}, {st['train_minutes']} min: `{stage_command(st)}`"
+          for i, st in enumerate(stages or [summary])],
+        "",
+        "The best epoch of each stage was kept by the mean of the phantom artery/vein Dice and the real-image",
+        "vessel Dice on the held-out sets, so the held-out real figure below was also used to pick the epoch:",
+        "it is mildly optimistic (with 204 real images no separate validation split was kept).",
         "",
         "## Metrics (held out)",
         f"- Phantom frames ({summary['eval_frames']}, unseen seeds): artery Dice {ph.get('artery', {}).get('pooled')}, "
@@ -124,7 +155,7 @@ def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
     spec_json["parity"] = {"vs": "pytorch-eager", "dice": parity.dice_per_class, "frames": parity.frames,
                            "max_abs_logit_diff": parity.max_abs_logit_diff}
     out.with_suffix(".json").write_text(json.dumps(spec_json, indent=2) + "\n")
-    out.with_suffix(".md").write_text(model_card(spec_json, summary, parity))
+    out.with_suffix(".md").write_text(model_card(spec_json, summary, parity, lineage(summary, summary_path)))
     print(f"exported {out} ({spec_json['artifact']['bytes'] / 1e6:.2f} MB); parity Dice {parity.dice_per_class}")
     return spec_json
 

@@ -128,7 +128,7 @@ def train(args: argparse.Namespace) -> dict:
         "variant": args.variant, "config": config_dict(args.variant), "seed": args.seed,
         "phantom_frames": args.phantom_frames, "eval_frames": args.eval_frames,
         "real_images": str(args.real) if use_real else None, "real_repeat": args.real_repeat,
-        "epochs_run": len(history), "batch": args.batch, "crop": args.crop, "lr": args.lr, "threads": args.threads,
+        "epochs": args.epochs, "max_minutes": args.max_minutes, "epochs_run": len(history), "batch": args.batch, "crop": args.crop, "lr": args.lr, "threads": args.threads,
         "train_minutes": round((time.time() - t0) / 60, 1), "init": str(args.init) if args.init else None,
         "select_on": args.select_on, "metrics": final, "history": history,
         "labels": list(LABELS), "torch": torch.__version__,
