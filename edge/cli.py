@@ -56,11 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _builtin_registrars():
         register(sub)
     for name, register in _plugin_registrars():
-        if isinstance(register, Exception):
-            p = sub.add_parser(name, help=f"(unavailable: {register})")
-            p.set_defaults(func=_unavailable(name, register))
-        else:
-            register(sub)
+        if not isinstance(register, Exception):
+            try:
+                register(sub)
+                continue
+            except ImportError as exc:  # a plugin whose extra (torch, matplotlib) is not installed
+                register = exc
+        # never let an optional command take the whole CLI down: show it, and say what to install
+        p = sub.choices.get(name) or sub.add_parser(name, help=f"(unavailable: {register})")
+        p.set_defaults(func=_unavailable(name, register))
     return parser
 
 

@@ -139,3 +139,22 @@ def test_bundled_model_is_small_and_has_a_spec():
     spec = json.loads(model.with_suffix(".json").read_text())
     assert spec["labels"] == ["background", "artery", "vein"] and spec["opset"] <= 17
     assert model.with_suffix(".md").is_file()
+
+
+def test_bedside_cli_works_without_torch(tmp_path):
+    """A bedside install has no torch: the CLI must start, and the torch commands must say what to install."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # makes 'import torch' raise ImportError
+        "import importlib.util as u; _f = u.find_spec\n"
+        "u.find_spec = lambda n, *a, **k: None if n == 'torch' else _f(n, *a, **k)\n"
+        "from edge.cli import main; sys.exit(main(sys.argv[1:]))\n"
+    )
+    help_ = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
+    assert help_.returncode == 0 and "demo" in help_.stdout and "unavailable" in help_.stdout
+    train = subprocess.run([sys.executable, "-c", code, "train"], capture_output=True, text=True, timeout=120)
+    assert train.returncode != 0 and "pip install" in train.stderr and "Traceback" not in train.stderr
+    run = subprocess.run([sys.executable, "-c", code, "us", "run", str(asset(DEMO_CLIPS["dvt"])),
+                          "--json", str(tmp_path / "r.json"), "--max-frames", "5"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["frames"] == 5
