@@ -50,6 +50,6 @@ def test_a_few_steps_reduce_the_loss():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = float(loss) if first is None else first
-        last = float(loss)
+        first = loss.item() if first is None else first
+        last = loss.item()
     assert last < 0.8 * first, (first, last)
