@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
 from edge.assets import DEMO_CLIPS, asset, us_model
 from edge.cli import main
+from edge.sources.testing import PATIENT_ID, PATIENT_NAME, make_dicom
 
 REQUIRED = ("verdict", "compressibility", "baseline_vein_area_px", "min_vein_area_px", "vein_area_px", "frames",
             "dropped_frames", "backend", "model", "latency_ms")
@@ -48,24 +45,6 @@ def test_us_run_json_only(tmp_path):
     assert not (tmp_path / "us.mp4").exists()
 
 
-def _cine(path: Path, frames: np.ndarray, fps: float) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientName, ds.PatientID = "US", "SECRET^NAME", "ID-12345"
-    ds.Rows, ds.Columns = frames.shape[1:]
-    ds.NumberOfFrames, ds.FrameTime = len(frames), 1000.0 / fps
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = frames.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_us_run_on_dicom_cine_uses_frame_time_and_hides_patient(tmp_path):
     cap = cv2.VideoCapture(str(asset(DEMO_CLIPS["normal"])))
     frames = []
@@ -73,14 +52,14 @@ def test_us_run_on_dicom_cine_uses_frame_time_and_hides_patient(tmp_path):
         ok, f = cap.read()
         assert ok
         frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    dcm = _cine(tmp_path / "cine.dcm", np.stack(frames), fps=25.0)
+    dcm = make_dicom(tmp_path / "cine.dcm", np.stack(frames), frame_time_ms=40.0)
     dest = tmp_path / "r.json"
     assert main(["us", "run", str(dcm), "--json", str(dest)]) == 0
     text = dest.read_text()
     report = json.loads(text)
     assert report["frames"] == 30
     assert report["t_media"][1] == pytest.approx(0.04, abs=1e-6)
-    assert "SECRET" not in text and "12345" not in text
+    assert PATIENT_ID not in text and PATIENT_NAME not in text
 
 
 def test_us_segment_writes_same_size_label_pngs(tmp_path):

@@ -23,12 +23,8 @@ from edge.sources.images import ImageFolderSource, natural_key
 from edge.sources.video import CameraSource, StreamSource, VideoFileSource, looks_grey, redact_url
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
-US_MULTIFRAME_SOP = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
-PATIENT_ID = "SECRET-PID-4711"
-PATIENT_NAME = "Doe^Jane"
+from edge.sources.testing import PATIENT_ID, make_dicom  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -57,60 +53,6 @@ def write_folder(folder: Path, names: list[str], colour: bool = False) -> Path:
             img[..., 0] = 200
         assert cv2.imwrite(str(folder / name), img)
     return folder
-
-
-def make_dicom(
-    path: Path,
-    frames: np.ndarray | None = None,
-    *,
-    n: int = 5,
-    photometric: str = "MONOCHROME2",
-    frame_time_ms: float | None = 40.0,
-    frame_time_vector: list[float] | None = None,
-    cine_rate: float | None = None,
-    multiframe: bool = True,
-    bits: int = 8,
-) -> Path:
-    """A synthetic ultrasound DICOM (ExplicitVRLittleEndian, Part 10 file) with patient identifiers in it,
-    so tests can check they never leak. ``frames``: (N,H,W) or (N,H,W,3) pixel values as stored."""
-    if frames is None:
-        frames = np.stack([np.full((8, 12), level(i), np.uint8) for i in range(n)])
-    n = frames.shape[0]
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = US_MULTIFRAME_SOP
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.PatientName = PATIENT_NAME
-    ds.PatientID = PATIENT_ID
-    ds.Rows, ds.Columns = frames.shape[1], frames.shape[2]
-    ds.SamplesPerPixel = 3 if frames.ndim == 4 else 1
-    ds.PhotometricInterpretation = photometric
-    if frames.ndim == 4:
-        ds.PlanarConfiguration = 0
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    if multiframe:
-        ds.NumberOfFrames = n
-    if frame_time_ms is not None:
-        ds.FrameTime = frame_time_ms
-        ds.FrameIncrementPointer = 0x00181063
-    if frame_time_vector is not None:
-        ds.FrameTimeVector = frame_time_vector
-        ds.FrameIncrementPointer = 0x00181065
-    if cine_rate is not None:
-        ds.CineRate = cine_rate
-    dtype = np.uint8 if bits == 8 else np.uint16
-    data = frames.astype(dtype) if multiframe else frames[0].astype(dtype)
-    ds.PixelData = data.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def real_cine() -> Path:
