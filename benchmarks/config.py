@@ -1,6 +1,6 @@
 """The effective benchmark configuration: one frozen dataclass, recorded verbatim in every result file.
 
-Two presets: ``full`` (the run the README quotes; ~6-9 min on two CPU cores) and ``quick`` (a CI smoke run,
+Two presets: ``full`` (the run the README quotes; ~5.5 min on two CPU cores) and ``quick`` (a CI smoke run,
 under a minute on two CPU cores). Everything a reader needs to reproduce a number is in here.
 """
 

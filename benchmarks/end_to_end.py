@@ -71,7 +71,7 @@ def run_scenario(sc: Scenario, backend, spec, clip: Path, warmup_s: float) -> di
     be = SlowBackend(backend, sc.delay_ms / 1e3) if sc.delay_ms else backend
     pipeline = UltrasoundPipeline(be, spec, UsConfig())
     total_s = warmup_s + sc.seconds
-    n = int(round(total_s * sc.fps)) if sc.paced else None
+    n = round(total_s * sc.fps) if sc.paced else None
     source = LoopedClipSource(clip, sc.fps, n_frames=n, paced=sc.paced)
     capture = CaptureThread(source, sink=_sink(sc.policy), pace=sc.paced)
     history, buf, rows = CurveHistory(), None, []

@@ -22,9 +22,9 @@ Batch > 1 runs only where the model allows it: the ONNX artifacts are exported w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -84,7 +84,9 @@ def fp16_artifact(model: Path, tmp: Path) -> Path:
     ``export.fp16.convert_fp16`` into ``tmp`` (never into the source tree); Skip when neither is possible."""
     beside = model.with_name(model.name[: -len(".onnx")] + ".fp16.onnx")
     try:
-        from export import fp16 as fp16_mod  # imported lazily: needs onnx and onnxconverter-common
+        from export import (
+            fp16 as fp16_mod,  # imported lazily: needs onnx and onnxconverter-common
+        )
     except ImportError as exc:
         if beside.is_file():
             return beside  # cannot check it is current without export.fp16; the JSON records which file ran
@@ -94,7 +96,7 @@ def fp16_artifact(model: Path, tmp: Path) -> Path:
     out = tmp / beside.name
     try:
         fp16_mod.convert_fp16(model, out)
-    except Exception as exc:  # noqa: BLE001 - any conversion failure is a reason to skip, shown to the user
+    except Exception as exc:
         raise Skip(f"export.fp16 could not convert {model.name}: {type(exc).__name__}: {exc}") from exc
     return out
 

@@ -3,7 +3,7 @@
 The ultrasound model is ``edge/assets/resunet-lite.onnx`` (with its sidecar spec). Before that artifact
 exists, :func:`resolve_us_model` exports an UNTRAINED resunet-lite to a temporary folder (same architecture,
 so the same cost) and says so in the results: timings are valid, segmentation output is not. The PyTorch
-eager baseline is the same architecture with the trained weights when ``runs/us-lite/resunet-lite.pt`` exists.
+eager baseline is the same architecture with the shipped weights (``training/weights/resunet-lite.pt``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from edge.spec import ModelSpec, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 US_MODEL = REPO / "edge" / "assets" / "resunet-lite.onnx"
-US_CHECKPOINT = REPO / "runs" / "us-lite" / "resunet-lite.pt"
+US_CHECKPOINT = REPO / "training" / "weights" / "resunet-lite.pt"  # the shipped model's own weights
 DEMO_CLIP = REPO / "edge" / "assets" / "demo-normal.mp4"
 US_VARIANT = "resunet-lite"
 

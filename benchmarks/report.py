@@ -132,59 +132,82 @@ def console_summary(results: dict) -> str:
     return "\n".join(parts)
 
 
-def markdown_summary(results: dict, png_name: str | None) -> str:
+def _md_header(results: dict) -> list[str]:
     env, cfg = results["environment"], results["config"]
-    gpu = env["gpu"]["describe"]
-    lines = [f"# DVT Edge benchmark: {env['device_label']}", "", f"**{DISCLAIMER}**", "",
-             f"- Device: {env['cpu']['model']}, {env['cpu']['usable_cores']} usable cores; GPU: {gpu}",
-             f"- OS: {env['os']}; Python {env['python']}; " + ", ".join(
-                 f"{k} {v}" for k, v in env["libraries"].items() if v),
-             f"- Threads: {cfg['threads']} (ONNX Runtime intra-op, torch); load average at start "
-             f"{env['load_average_start']}, at end {env.get('load_average_end')}",
-             "- Model: " + (f"`{results['model']['path']}` ({results['model']['note']})" if results.get("model")
-                            else "(ultrasound sections not run)"),
-             f"- Command: `{results['command']}` ({'quick' if cfg['quick'] else 'full'} preset; "
-             f"{results['wall_s']:.0f} s wall)", ""]
+    libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
+    during = "".join(f"{m['at']} {m['load_average']}, " for m in env.get("load_during", []))
+    model = results.get("model")
+    lines = [
+        f"# DVT Edge benchmark: {env['device_label']}", "", f"**{DISCLAIMER}**", "",
+        f"- Device: {env['cpu']['model']}, {env['cpu']['usable_cores']} usable cores; GPU: {env['gpu']['describe']}",
+        f"- OS: {env['os']}; Python {env['python']}; {libs}",
+        (f"- Threads: {cfg['threads']} (ONNX Runtime intra-op, torch); load average at start "
+         f"{env['load_average_start']}, {during}at end {env.get('load_average_end')} "
+         "(includes the benchmark's own threads)"),
+    ]
+    if env.get("contended"):
+        lines.append(f"- **Contended run: {env['contended']}; timings are pessimistic.**")
+    elif "contended" in env:
+        lines.append("- Quiet run: no other work detected from the load average.")
+    lines += [
+        "- Model: " + (f"`{model['path']}` ({model['note']})" if model else "(ultrasound sections not run)"),
+        (f"- Command: `{results['command']}` ({'quick' if cfg['quick'] else 'full'} preset; "
+         f"{results['wall_s']:.0f} s wall)"), "",
+    ]
+    return lines
+
+
+def _md_model(mo: dict, b: dict) -> list[str]:
+    text = (f"One `infer` per query, input {mo['input_shape']} (a preprocessed demo frame), host arrays in and out. "
+            f"{b['warmup']} warm-up queries excluded, then at least {b['min_queries']} queries and "
+            f"{b['min_seconds']:g} s per backend (cap {b['max_seconds']:g} s). Speed-up = baseline p50 / p50, "
+            f"baseline `{mo['baseline']}` measured in this same run.")
+    skipped = [f"- skipped {line}" for line in skipped_lines(mo)]
+    return ["## Model only", "", text, "", _md(model_table(mo)), "", *skipped] + ([""] if skipped else [])
+
+
+def _md_e2e(results: dict) -> list[str]:
+    e2e = results["end_to_end"]
+    text = (f"Backend `{e2e['backend']}`; the demo clip `{e2e['clip']}` decoded on the capture thread and released "
+            "at the scenario's rate -> CaptureThread -> slot/queue -> pipeline (verdict update) -> overlay. "
+            f"Frame age = verdict time - capture time. First {results['config']['e2e_warmup_s']:g} s of each "
+            "scenario not counted. `decode` runs on the capture thread (overlaps the rest); all other stages are "
+            "the frame loop's critical path.")
+    lines = ["## End to end", "", text, "", _md(e2e_table(e2e)), ""]
+    fifo = _scenario(results, "slow-fifo")
+    if fifo and fifo.get("age_growth_ms_per_s") is not None:
+        lines += [(f"Lossless FIFO with the slow backend: frame age grows by {fifo['age_growth_ms_per_s']} ms per "
+                   f"second of stream; {fifo['backlog_at_end']} frames were still queued when the stream ended. "
+                   "The newest-frame slot drops them instead, so the clinician always sees the latest frame."), ""]
+    return lines
+
+
+def _md_ct(ct: dict) -> list[str]:
+    if ct.get("status") != "ok":
+        return ["## CT", "", f"Skipped: {ct['reason']}", ""]
+    st = ct["study"]
+    text = (f"Phantom study seed {st['seed']}: {ct['slices']} slices {st['size']}x{st['size']} "
+            f"({st['thickness_mm']} mm) as DICOM, through `run_pipeline` on `{ct['backend']}`: "
+            f"**{ct['slices_per_s_with_index']} slices/s** including the header scan "
+            f"({ct['slices_per_s']} slices/s after it); {ct['findings']} findings. `read` is the wait for the next "
+            "slice (the reader decodes ahead on its own thread); `read_decode` is the reader's full cost per "
+            "slice, timed in a separate pass; `index` is the header scan before the first slice.")
+    return ["## CT", "", text, "", _md(ct_table(ct)), ""]
+
+
+def markdown_summary(results: dict, png_name: str | None) -> str:
+    lines = _md_header(results)
     lines += ["## Targets", "", _md(_targets_rows(results["targets"])), ""]
     if "model_only" in results:
-        mo = results["model_only"]
-        b = cfg["budget"]
-        lines += ["## Model only", "",
-                  f"One `infer` per query, input {mo['input_shape']} (a preprocessed demo frame), host arrays in and out. "
-                  f"{b['warmup']} warm-up queries excluded, then at least {b['min_queries']} queries and "
-                  f"{b['min_seconds']:g} s per backend (cap {b['max_seconds']:g} s). Speed-up = baseline p50 / p50, "
-                  f"baseline `{mo['baseline']}` measured in this same run.", "", _md(model_table(mo)), ""]
-        lines += [f"- skipped {line}" for line in skipped_lines(mo)] + ([""] if skipped_lines(mo) else [])
+        lines += _md_model(results["model_only"], results["config"]["budget"])
     if "end_to_end" in results:
-        e2e = results["end_to_end"]
-        lines += ["## End to end", "",
-                  f"Backend `{e2e['backend']}`; the demo clip `{e2e['clip']}` decoded on the capture thread and released "
-                  f"at the scenario's rate -> CaptureThread -> slot/queue -> pipeline (verdict update) -> overlay. "
-                  f"Frame age = verdict time - capture time. First {cfg['e2e_warmup_s']:g} s of each scenario not "
-                  "counted. `decode` runs on the capture thread (overlaps the rest); all other stages are the "
-                  "frame loop's critical path.", "", _md(e2e_table(e2e)), ""]
-        fifo = _scenario(results, "slow-fifo")
-        if fifo and fifo.get("age_growth_ms_per_s") is not None:
-            lines += [f"Lossless FIFO with the slow backend: frame age grows by {fifo['age_growth_ms_per_s']} ms per "
-                      f"second of stream; {fifo['backlog_at_end']} frames were still queued when the stream ended. "
-                      "The newest-frame slot drops them instead, so the clinician always sees the latest frame.", ""]
+        lines += _md_e2e(results)
     if "ct" in results:
-        ct = results["ct"]
-        if ct.get("status") == "ok":
-            st = ct["study"]
-            lines += ["## CT", "", f"Phantom study seed {st['seed']}: {ct['slices']} slices {st['size']}x{st['size']} "
-                      f"({st['thickness_mm']} mm) as DICOM, through `run_pipeline` on `{ct['backend']}`: "
-                      f"**{ct['slices_per_s_with_index']} slices/s** including the header scan "
-                      f"({ct['slices_per_s']} slices/s after it); {ct['findings']} findings. `read` is the wait for the next "
-                      "slice (the reader decodes ahead on its own thread); `read_decode` is the reader's full cost per "
-                      "slice, timed in a separate pass; `index` is the header scan before the first slice.",
-                      "", _md(ct_table(ct)), ""]
-        else:
-            lines += ["## CT", "", f"Skipped: {ct['reason']}", ""]
+        lines += _md_ct(results["ct"])
     if png_name:
         lines += [f"![latency distributions and per-stage times]({png_name})", ""]
-    lines += ["Raw samples, the environment and the effective config are in `bench.json`. "
-              "Methodology: `benchmarks/README.md`.", ""]
+    lines += [("Raw samples, the environment and the effective config are in `bench.json`. "
+               "Methodology: `benchmarks/README.md`."), ""]
     return "\n".join(lines)
 
 

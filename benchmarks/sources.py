@@ -15,8 +15,8 @@ frame was ready.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 
@@ -72,7 +72,7 @@ class LoopedClipSource:
             self._cap.release()
             self._cap = None
 
-    def __enter__(self) -> "LoopedClipSource":
+    def __enter__(self) -> LoopedClipSource:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 

@@ -8,11 +8,11 @@ import time
 import numpy as np
 
 from benchmarks.config import Budget
+from benchmarks.ct import TimedStream
+from benchmarks.models import DEMO_CLIP
 from benchmarks.report import dumps, evaluate_targets
 from benchmarks.sources import LoopedClipSource, SlowBackend
 from benchmarks.timing import time_queries
-from benchmarks.ct import TimedStream
-from benchmarks.models import DEMO_CLIP
 from edge.stream.capture import CaptureThread
 from edge.stream.slot import NewestFrameSlot
 
