@@ -22,7 +22,6 @@ class SessionResult:
     frames: int  # processed
     captured: int
     dropped: int
-    results_seen: int
 
 
 def run_session(
@@ -45,4 +44,4 @@ def run_session(
         if max_frames is not None and n >= max_frames:
             break
     stats = capture.capture_stats()
-    return SessionResult(pipeline.current_verdict(final=True), n, stats.frames_captured, stats.dropped, n)
+    return SessionResult(pipeline.current_verdict(final=True), n, stats.frames_captured, stats.dropped)
