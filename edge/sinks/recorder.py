@@ -1,4 +1,4 @@
-"""Record the rendered overlay to an MP4 file with OpenCV's VideoWriter."""
+"""Record the rendered overlay to a video file (MP4 or WebM) with OpenCV's VideoWriter."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from edge.sinks.history import CurveHistory
 from edge.sinks.overlay import render_overlay
 from edge.us.types import FrameResult
 
-#: Codecs tried in order. avc1 (H.264) plays in browsers and most viewers but is missing from the
-#: pip OpenCV wheels (no licensed encoder); mp4v (MPEG-4 Part 2) is always there and plays in VLC/ffplay.
-CODECS = ("avc1", "mp4v")
+#: Codecs tried in order, per file suffix. For .mp4, avc1 (H.264) plays in browsers and most viewers but is
+#: missing from the pip OpenCV wheels (no licensed encoder); mp4v (MPEG-4 Part 2) is always there and plays
+#: in VLC/ffplay but not in browsers. For .webm, VP8 is in the pip wheels' FFmpeg and plays in every current
+#: browser: the web UI records WebM for that reason.
+CODECS_BY_SUFFIX = {".mp4": ("avc1", "mp4v"), ".webm": ("VP80",)}
+CODECS = CODECS_BY_SUFFIX[".mp4"]
 
 # Once a codec failed to open in this process it will fail again: skip it, so FFmpeg's complaint about the
 # missing encoder is printed at most once per process instead of once per recording.
@@ -23,7 +26,7 @@ _unavailable: set[str] = set()
 
 
 class Mp4Recorder(SinkBase):
-    """A sink that writes ``render_overlay`` of every result to ``path`` at a fixed ``fps``.
+    """A sink that writes ``render_overlay`` of every result to ``path`` (.mp4 or .webm) at a fixed ``fps``.
 
     The file is opened on the first frame (the video size is that frame's size, rounded up to even numbers
     because 4:2:0 encoders need even sizes; padding is black; later frames of another size are resized).
@@ -38,11 +41,17 @@ class Mp4Recorder(SinkBase):
     Raises :class:`OutputError` naming ``path`` when no codec can open it.
     """
 
-    def __init__(self, path: str | Path, fps: float, *, codecs: tuple[str, ...] = CODECS,
+    def __init__(self, path: str | Path, fps: float, *, codecs: tuple[str, ...] | None = None,
                  history: CurveHistory | None = None):
         if not fps or fps <= 0:
             raise ValueError(f"Mp4Recorder({path}): fps must be > 0, got {fps!r}")
         self.path = Path(path)
+        if codecs is None:
+            suffix = self.path.suffix.lower()
+            if suffix not in CODECS_BY_SUFFIX:
+                raise OutputError(f"{self.path}: cannot record video to '{suffix or 'no suffix'}'; "
+                                  f"name the file .mp4 or .webm")
+            codecs = CODECS_BY_SUFFIX[suffix]
         self.fps = float(fps)
         self.codecs = tuple(codecs)
         self.history = history if history is not None else CurveHistory()
@@ -99,7 +108,7 @@ class Mp4Recorder(SinkBase):
             failed.append(cc)
             tried.append(cc)
         raise OutputError(f"{self.path}: cannot open a video writer (tried codecs {', '.join(self.codecs)}); "
-                          f"check the folder is writable and the name ends in .mp4")
+                          f"check the folder is writable and the name ends in .mp4 or .webm")
 
     def close(self) -> None:
         """Finish the file (idempotent). A recorder that never got a frame writes no file."""

@@ -46,12 +46,14 @@ def run_us_job(
     max_frames: int | None = None,
     progress: bool = True,
     video: bool = True,
+    video_format: str = "mp4",
     log: Callable[[str], None] = print,
 ) -> JobOutputs:
     """Run the ultrasound job on ``source_spec`` and write the requested outputs.
 
-    out_dir: writes ``<stem>.mp4`` (overlay), ``<stem>_curve.png`` and ``<stem>.json``; json_path
-    overrides where the JSON goes. Raises DvtEdgeError subclasses for bad input.
+    out_dir: writes ``<stem>.mp4`` (overlay; ``video_format="webm"`` for VP8 WebM, which browsers play),
+    ``<stem>_curve.png`` and ``<stem>.json``; json_path overrides where the JSON goes. Raises DvtEdgeError
+    subclasses for bad input.
     """
     config = config or UsConfig()
     spec = load_spec(model)  # fail on a bad model before opening a camera
@@ -69,7 +71,7 @@ def run_us_job(
             sinks.append(report_sink)
         recorder = None
         if out_dir is not None and video:
-            recorder = Mp4Recorder(out_dir / f"{stem}.mp4", source.fps or 30.0)
+            recorder = Mp4Recorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0)
             sinks.append(recorder)
         if progress:
             sinks.append(ProgressPrinter(total=source.frame_count, live=source.live))
