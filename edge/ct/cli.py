@@ -14,9 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.errors import InputError
-
-NOTICE = "Research software: not for diagnostic use."
+from edge.ct.job import NOTICE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,21 +60,6 @@ def _open_detector(args: argparse.Namespace):
         {"name": detector.spec.name, "file": path.name}
 
 
-def _open_input(path: Path, series_uid: str | None):
-    """(SliceStream, input kind) for a DICOM folder or a NIfTI file; InputError naming the path otherwise."""
-    from edge.ct.nifti import NiftiVolume, is_nifti
-    from edge.ct.stream import SliceStream, iter_folder
-
-    if not path.exists():
-        raise InputError(f"{path}: no such file or folder")
-    if path.is_dir():
-        return iter_folder(path, series_uid), "dicom"
-    if is_nifti(path):
-        vol = NiftiVolume(path)
-        return SliceStream(iter(vol), warnings=list(vol.warnings), presorted=True), "nifti"
-    raise InputError(f"{path}: not a folder or a .nii/.nii.gz file (pass the folder holding the DICOM series)")
-
-
 def _printer(prefix: str = ""):
     from edge.ct.report import finding_line
 
@@ -90,20 +73,10 @@ def _printer(prefix: str = ""):
 
 
 def _finish(result, kind: str, backend: dict, model: dict, out: Path | None, json_path: Path | None) -> dict:
-    from edge.ct.report import build_report, redact, write_json, write_key_images
+    from edge.ct.job import finish_report
 
-    images = write_key_images(result, out) if out is not None and result.findings else []
-    report = build_report(result, input_kind=kind, backend=backend, model=model, key_images=images)
-    if out is not None:
-        write_json(report, out / "report.json")
-    if json_path is not None:
-        write_json(report, json_path)
-    for w in result.warnings:
-        print(f"warning: {redact(w)}", file=sys.stderr)
-    t = result.timing
-    print(f"{result.slices} slices, {len(result.findings)} candidate(s), {len(result.suppressed)} suppressed streak(s), "
-          f"{t['slices_per_s']} slices/s, backend {backend.get('name') if backend else '?'} - {NOTICE}", flush=True)
-    return report
+    return finish_report(result, kind, backend, model, out, json_path, log=lambda m: print(m, flush=True),
+                         warn=lambda m: print(m, file=sys.stderr))
 
 
 def _check_k(args, detector) -> int:
@@ -115,20 +88,21 @@ def _check_k(args, detector) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from edge.ct.pipeline import run_pipeline
 
-    stream, kind = _open_input(args.path, args.series_uid)
+    from edge.ct.job import close_detector, open_input
+
+    stream, kind = open_input(args.path, args.series_uid)
     detector, backend, model = _open_detector(args)
     try:
         k = _check_k(args, detector)
         result = run_pipeline(stream, detector, k=k, on_finding=_printer())
     finally:
-        close = getattr(getattr(detector, "backend", None), "close", None)
-        if close:
-            close()
+        close_detector(detector)
     _finish(result, kind, backend, model, args.out, args.json)
     return 0
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    from edge.ct.job import close_detector
     from edge.ct.listen import ListenConfig, StoreListener
     from edge.ct.pipeline import run_pipeline
     from edge.ct.stream import stream_datasets
@@ -153,7 +127,5 @@ def cmd_listen(args: argparse.Namespace) -> int:
             _finish(result, "dicom-c-store", backend, model, out, None)
     finally:
         listener.stop()
-        close = getattr(getattr(detector, "backend", None), "close", None)
-        if close:
-            close()
+        close_detector(detector)
     return 0

@@ -1,0 +1,57 @@
+"""Compose the CT scan job in one place: input -> slice stream, detector, pipeline -> report and key images.
+
+Used by ``dvt-edge ct scan`` / ``ct listen`` and the web UI, so they all run and report the same thing.
+Nothing here prints: messages go to the ``log`` / ``warn`` callables the caller passes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from edge.errors import InputError
+
+NOTICE = "Research software: not for diagnostic use."
+
+
+def open_input(path: Path, series_uid: str | None = None):
+    """(SliceStream, input kind) for a DICOM folder or a NIfTI file; InputError naming the path otherwise."""
+    from edge.ct.nifti import NiftiVolume, is_nifti
+    from edge.ct.stream import SliceStream, iter_folder
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return iter_folder(path, series_uid), "dicom"
+    if is_nifti(path):
+        vol = NiftiVolume(path)
+        return SliceStream(iter(vol), warnings=list(vol.warnings), presorted=True), "nifti"
+    raise InputError(f"{path}: not a folder or a .nii/.nii.gz file (pass the folder holding the DICOM series)")
+
+
+def close_detector(detector) -> None:
+    close = getattr(getattr(detector, "backend", None), "close", None)
+    if close:
+        close()
+
+
+def finish_report(result, kind: str, backend: dict | None, model: dict | None, out: Path | None,
+                  json_path: Path | None, *, log: Callable[[str], None] = print,
+                  warn: Callable[[str], None] = print) -> dict:
+    """Build the report of ``result``; write key images and ``report.json`` to ``out`` and the report to
+    ``json_path`` when given; log the warnings (redacted) and a one-line summary. Returns the report."""
+    from edge.ct.report import build_report, redact, write_json, write_key_images
+
+    images = write_key_images(result, out) if out is not None and result.findings else []
+    report = build_report(result, input_kind=kind, backend=backend, model=model, key_images=images)
+    if out is not None:
+        write_json(report, Path(out) / "report.json")
+    if json_path is not None:
+        write_json(report, json_path)
+    for w in result.warnings:
+        warn(f"warning: {redact(w)}")
+    t = result.timing
+    log(f"{result.slices} slices, {len(result.findings)} candidate(s), {len(result.suppressed)} suppressed streak(s), "
+        f"{t['slices_per_s']} slices/s, backend {backend.get('name') if backend else '?'} - {NOTICE}")
+    return report
