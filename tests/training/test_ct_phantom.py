@@ -53,6 +53,29 @@ def test_ground_truth_boxes_cover_a_dark_defect_inside_a_bright_vein(seed):
             assert float(ring.max()) > 95, f"{t.kind} slice {i}: no enhancing vein/rim around the defect"
 
 
+def test_clots_overlapping_in_one_vein_are_one_ground_truth_lesion():
+    from training.ct.metrics import box_iou
+    from training.ct.phantom import Lesion, merge_overlapping
+
+    st = make_study(5, size=128, n_slices=40, thickness_mm=2.0, n_thrombi=3, n_streaks=0)  # two of them overlap
+    assert [t.params.get("merged_from", 1) for t in st.thrombi].count(2) == 1
+    for i in range(len(st.hu)):
+        boxes = [t.boxes[i] for t in st.thrombi if i in t.boxes]
+        iou = box_iou(boxes, boxes)
+        np.fill_diagonal(iou, 0)
+        assert not (iou > 0).any(), f"slice {i}: two ground-truth boxes on one filling defect"
+    # the rule itself: union per slice, both ranges, occlusive wins; other sides and disjoint clots stay apart
+    a = Lesion("partial", 1, (0.0, 10.0), {}, {1: [10, 10, 20, 20], 2: [10, 10, 20, 20]})
+    b = Lesion("occlusive", 1, (5.0, 20.0), {}, {2: [15, 12, 25, 22], 3: [15, 12, 25, 22]})
+    c = Lesion("partial", -1, (0.0, 10.0), {}, {2: [15, 12, 25, 22]})
+    d = Lesion("partial", 1, (0.0, 10.0), {}, {2: [40, 40, 50, 50]})
+    merged = merge_overlapping([a, b, c, d])
+    assert len(merged) == 3
+    m = merged[0]
+    assert m.kind == "occlusive" and m.level_mm == (0.0, 20.0) and m.params["merged_from"] == 2
+    assert m.boxes == {1: [10, 10, 20, 20], 2: [10, 10, 25, 22], 3: [15, 12, 25, 22]}
+
+
 def test_streaks_run_long_and_thrombi_are_short():
     st = make_study(5, size=128, n_slices=120, thickness_mm=1.0, n_thrombi=2, n_streaks=1)
     for t in st.thrombi:
