@@ -23,9 +23,9 @@ Registrar = Callable[[argparse._SubParsersAction], None]
 
 
 def _builtin_registrars() -> list[Registrar]:
-    from edge.commands import demo, doctor, us
+    from edge.commands import demo, doctor, ui, us
 
-    registrars: list[Registrar] = [demo.register, us.register, doctor.register]
+    registrars: list[Registrar] = [demo.register, us.register, doctor.register, ui.register]
     try:
         from edge.ct import cli as ct_cli
     except ImportError:  # the CT job is optional until its module lands
