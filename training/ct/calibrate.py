@@ -18,6 +18,7 @@ from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.spec import load_spec, save_spec
 from training.ct import metrics
 from training.ct.card import write_model_card
+from training.ct.model_paths import find_models
 from training.ct.dataset import build_studies
 from training.ct.train import evaluate_prepared, study_seeds
 
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     command = "python -m training.ct.calibrate " + " ".join(sys.argv[1:] if argv is None else argv)
-    for model in sorted(args.models.glob("ctdet-k*.onnx")):
+    for model in find_models(args.models):
         calibrate(model, args.studies, args.op_fppi, args.threads, args.workers, command)
     return 0
 

@@ -43,7 +43,7 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
         "(no sigmoid, no NMS in the graph).",
         f"- Input `{spec.input.name}` {list(spec.input.shape)} float32: k={pre.get('k')} adjacent axial slices "
         f"(ascending position, centre = the slice scored; series ends replicate the edge slice).",
-        f"- Outputs: " + ", ".join(f"`{o.name}` {list(o.shape)}" for o in spec.outputs) + ".",
+        "- Outputs: " + ", ".join(f"`{o.name}` {list(o.shape)}" for o in spec.outputs) + ".",
         f"- Preprocessing (`edge.ct.decode.prepare_input`): window W{pre.get('window_width_hu'):g}/L{pre.get('window_level_hu'):g} "
         f"-> [0, 1]; resample to {pre.get('target_spacing_mm')} mm pixels; centre crop/pad to {pre.get('size')} px.",
         f"  Hwang/Seo et al. resample to 0.695 mm; this model uses {pre.get('target_spacing_mm')} mm so a "

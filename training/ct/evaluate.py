@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from training.ct import metrics
 from training.ct.card import write_model_card
 from training.ct.dataset import build_studies, predict_study
 from training.ct.phantom import make_study
+from training.ct.model_paths import find_models
 from training.ct.plausibility import apply_rule, lesion_eval, slice_features, sum_lesion
 from edge.ct.plausibility import PlausibilityParams
 
@@ -84,9 +84,7 @@ def time_end_to_end(backend, spec, seed: int, n_slices: int = 40) -> dict:
 
 
 def evaluate(args) -> dict:
-    paths = sorted(Path(args.models).glob("ctdet-k*.onnx"), key=lambda p: int(re.findall(r"k(\d+)", p.stem)[0]))
-    if not paths:
-        raise ModelError(f"{args.models}: no ctdet-k*.onnx models found")
+    paths = find_models(args.models)
     seeds = [args.seed + i for i in range(args.studies)]
     cache, results, work = {}, {}, []
     for path in paths:

@@ -39,6 +39,7 @@ from edge.ct.types import Detection
 from edge.spec import load_spec, save_spec
 from training.ct import metrics
 from training.ct.card import write_model_card
+from training.ct.model_paths import find_models
 from training.ct.dataset import predict_study, prepare_study
 from training.ct.phantom import Study, make_study
 from training.ct.train import study_seeds
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
                     help="also re-choose the operating point: most sensitive threshold with FPPI <= this AFTER the rule")
     args = ap.parse_args(argv)
     command = "python -m training.ct.plausibility " + " ".join(sys.argv[1:] if argv is None else argv)
-    for model in sorted(args.models.glob("ctdet-k*.onnx")):
+    for model in find_models(args.models):
         calibrate(model, args.studies, args.threads, args.record, command, args.op_fppi)
     return 0
 
