@@ -70,6 +70,14 @@ def test_forty_slice_streak_is_suppressed_not_dropped():
     assert s.to_json()["reason"].startswith("streak")
 
 
+def test_streak_limit_is_90_mm_a_75_mm_clot_is_a_finding():
+    clot = {i: [det(i, 80, 90, 0.7)] for i in range(0, 25)}  # 25 slices x 3 mm = 75 mm
+    findings, suppressed = link_detections(clot, geoms(40))
+    assert [(f.slice_start, f.slice_end) for f in findings] == [(0, 24)] and suppressed == []
+    longer = {i: [det(i, 80, 90, 0.7)] for i in range(0, 31)}  # 93 mm
+    assert len(link_detections(longer, geoms(40))[1]) == 1
+
+
 def test_two_separated_chains_and_two_side_by_side():
     per = {}
     for i in range(2, 5):
