@@ -19,6 +19,8 @@ LPS: +x = patient left, +y = posterior, image row 0 = anterior). Slices are stor
 the slice normal (z, +z = superior), so index 0 is the most caudal slice, as readers sort them.
 Ground truth: per thrombus, the slice range (inclusive, position-sorted indices) and one box per slice on the
 ORIGINAL pixel grid, [x0, y0, x1, y1] with x1/y1 exclusive (the bounding box of the defect's pixels).
+Clots drawn in the same vein whose boxes overlap on a slice are one lesion (:func:`merge_overlapping`): one
+filling defect on the image, one ground-truth box per slice; merged lesions can be longer than 60 mm.
 
 CLI: ``python -m training.ct.phantom --out DIR --studies N --seed S [--size 512]`` writes, per study, a DICOM
 series, a NIfTI volume and ``ground_truth.json`` (see :mod:`training.ct.phantom_io`).
