@@ -76,7 +76,8 @@ def build_app(service: UiService):
             session.reset()
         return None, "new compression: hold the probe still for the baseline, then press", session
 
-    with gr.Blocks(title="DVT Edge", analytics_enabled=False) as app:
+    # delete_cache: Gradio's copies of uploads and outputs older than a day go, checked hourly
+    with gr.Blocks(title="DVT Edge", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         gr.Markdown(f"# DVT Edge\nCompression ultrasound and CT venography. **{DISCLAIMER}**")
         with gr.Tab("Compression clip"):
             with gr.Row():

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -36,6 +37,7 @@ VERDICT_LABEL = {"compressible": "COMPRESSIBLE", "non_compressible": "NON-COMPRE
 #: limits on an uploaded .zip (a CT series of 2000 slices of 512x512 int16 is ~1 GiB uncompressed)
 ZIP_MAX_BYTES = 4 << 30
 ZIP_MAX_MEMBERS = 20000
+KEEP_JOBS = 50  # output folders kept under the work folder (older ones are removed)
 
 
 @dataclass(frozen=True)
@@ -149,10 +151,15 @@ class UiService:
         self._open_ct = ct_detector or self._open_model_detector
         self._ct = None  # (detector, backend info, model info), opened on first use
         self._lock = threading.Lock()  # opening models; one CT scan at a time (the detector has per-series state)
-        self.log: list[str] = []
+        self.log: deque[str] = deque(maxlen=200)  # backend choices, codec notes: bounded on a long-running server
 
     def _job_dir(self, kind: str) -> Path:
-        return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=self.workdir))
+        """A new output folder; the oldest are removed beyond :data:`KEEP_JOBS`, so a server that runs for
+        weeks does not fill its disk (the browser already has the files it was sent)."""
+        jobs = sorted(p for p in self.workdir.iterdir() if p.is_dir())  # names start with the creation time
+        for old in jobs[:max(0, len(jobs) - KEEP_JOBS + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{time.time_ns():020d}-{kind}-", dir=self.workdir))
 
     # -- ultrasound ---------------------------------------------------------------------------------------
 

@@ -152,6 +152,14 @@ def test_stage_refuses_empty_zip_slip_and_mixed_uploads(tmp_path):
     assert stage_ct_upload([str(nii)], tmp_path / "d4") == nii  # one volume is read in place
 
 
+def test_old_job_folders_are_pruned(service, monkeypatch):
+    import edge.ui.service as svc
+
+    monkeypatch.setattr(svc, "KEEP_JOBS", 3)
+    made = [service._job_dir("ct") for _ in range(5)]
+    assert sorted(p.name for p in service.workdir.iterdir()) == sorted(p.name for p in made[-3:])
+
+
 def test_stage_keeps_files_with_equal_names_from_different_folders(tmp_path):
     a = write_series(tmp_path / "a", n=3)
     b = write_series(tmp_path / "b", n=3, z0=-91.0)  # same file names s000..s002
