@@ -80,7 +80,8 @@ def run_us_job(
         group.finish(RunSummary(
             verdict=session.verdict, source=source.name, backend=be.name, model=spec.name,
             dropped_frames=session.dropped, config={"us": config.to_json(), "backend_requested": backend,
-                                                    "backend_choice": choice.reason, "pace": pace},
+                                                    "backend_choice": choice.reason, "pace": pace,
+                                                    "live": bool(source.live)},
             model_spec=spec.to_json(),
         ))
     be.close()

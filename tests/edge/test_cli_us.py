@@ -38,6 +38,17 @@ def test_us_run_writes_report_video_and_curve(tmp_path):
     assert curve is not None and curve.std() > 5
 
 
+def test_printed_timing_is_processing_for_a_clip_and_latency_when_paced(tmp_path, capsys):
+    clip = str(asset(DEMO_CLIPS["normal"]))
+    assert main(["us", "run", clip, "--json", str(tmp_path / "a.json"), "--max-frames", "15"]) == 0
+    out = capsys.readouterr().out
+    assert "processing" in out and "ms per frame" in out and "latency p50" not in out
+    assert main(["us", "run", clip, "--json", str(tmp_path / "b.json"), "--max-frames", "15", "--pace"]) == 0
+    out = capsys.readouterr().out
+    assert "latency p50" in out
+    assert json.loads((tmp_path / "b.json").read_text())["config"]["pace"] is True
+
+
 def test_us_run_json_only(tmp_path):
     dest = tmp_path / "r.json"
     assert main(["us", "run", str(asset(DEMO_CLIPS["dvt"])), "--json", str(dest), "--max-frames", "20"]) == 0
