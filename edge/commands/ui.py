@@ -9,9 +9,10 @@ from edge.backends.select import BACKEND_NAMES
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.ui.app import launch
+    from edge.ui.app import launch, require_gradio
     from edge.ui.service import DISCLAIMER, UiService
 
+    require_gradio()  # say what to install before making any folder
     service = UiService(us_model=args.model, ct_model=args.ct_model, backend=args.backend, threads=args.threads,
                         workdir=args.workdir)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -24,7 +24,7 @@ from edge.ui.service import DISCLAIMER, UiService
 API_NAMES = ("analyze_clip", "analyze_ct")  # the endpoints gradio_client can call
 
 
-def _gradio():
+def require_gradio():
     # no telemetry and no version check against the internet: a bedside tool makes no calls it was not asked
     # to make (set before gradio is imported; the Blocks below also pass analytics_enabled=False)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -38,7 +38,7 @@ def _gradio():
 
 def build_app(service: UiService):
     """The Gradio Blocks app for ``service`` (not launched)."""
-    gr = _gradio()
+    gr = require_gradio()
     from edge.assets import DEMO_CLIPS, asset
 
     def as_ui_error(fn):
@@ -130,7 +130,7 @@ def build_app(service: UiService):
 def launch(service: UiService, *, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     """Build and serve the app; returns the Blocks (its ``local_url`` says where). ``block=False`` returns
     at once (tests, notebooks); ``app.close()`` stops it."""
-    gr = _gradio()
+    gr = require_gradio()
     app = build_app(service)
     app.queue(default_concurrency_limit=1)
     try:

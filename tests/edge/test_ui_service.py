@@ -165,3 +165,14 @@ def test_stage_keeps_files_with_equal_names_from_different_folders(tmp_path):
     b = write_series(tmp_path / "b", n=3, z0=-91.0)  # same file names s000..s002
     out = stage_ct_upload([str(p) for p in a + b], tmp_path / "staged")
     assert len(list(out.iterdir())) == 6
+
+
+def test_ui_without_gradio_says_what_to_install(monkeypatch, capsys):
+    import sys
+
+    from edge.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert main(["ui", "--port", "0"]) != 0
+    err = capsys.readouterr().err
+    assert "pip install 'dvt-edge[ui]'" in err and "Traceback" not in err
