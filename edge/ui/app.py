@@ -15,6 +15,7 @@ the Gradio wheel, and no share link is ever made.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -42,12 +43,12 @@ def build_app(service: UiService):
     from edge.assets import DEMO_CLIPS, asset
 
     def as_ui_error(fn):
+        @functools.wraps(fn)  # keeps the parameter names the API page and gradio_client show
         def wrapped(*args):
             try:
                 return fn(*args)
             except DvtEdgeError as exc:  # the user's input: say what is wrong, no traceback
                 raise gr.Error(str(exc), duration=None) from None
-        wrapped.__name__ = fn.__name__
         return wrapped
 
     @as_ui_error

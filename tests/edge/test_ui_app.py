@@ -55,6 +55,13 @@ def test_ct_endpoint_returns_candidates_and_key_images(served, tmp_path):
     assert json.loads(Path(report).read_text())["findings"][0]["slice_end"] == 5
 
 
+def test_api_names_its_parameters(served):
+    client, _ = served
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in api["/analyze_clip"]["parameters"]] == ["clip"]
+    assert [p["parameter_name"] for p in api["/analyze_ct"]["parameters"]] == ["files", "series_uid"]
+
+
 def test_bad_upload_is_a_readable_error_not_a_traceback(served, tmp_path):
     client, _ = served
     junk = tmp_path / "notes.txt"
