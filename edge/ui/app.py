@@ -58,10 +58,11 @@ def build_app(service: UiService):
                 str(a.report) if a.report else None)
 
     @as_ui_error
-    def analyze_ct(files, series_uid):
+    def analyze_ct(files, series_uid, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a bar
         if isinstance(files, list):
             files = [getattr(f, "name", f) for f in files]
-        a = service.analyze_ct(files, series_uid)
+        a = service.analyze_ct(files, series_uid,
+                               progress=lambda n, total: progress((n, total), desc="slices", unit="slices"))
         return a.summary, a.findings, [str(p) for p in a.key_images], str(a.report)
 
     @as_ui_error

@@ -189,15 +189,22 @@ class UiService:
 
     # -- CT -----------------------------------------------------------------------------------------------
 
-    def analyze_ct(self, files: Sequence[str | Path] | str | Path | None, series_uid: str | None = None) -> CtAnalysis:
-        """Detect DVT candidates in uploaded CT: the DICOM files of a series, a .zip of them, or one NIfTI."""
+    def analyze_ct(self, files: Sequence[str | Path] | str | Path | None, series_uid: str | None = None,
+                   progress: Callable[[int, int | None], None] | None = None) -> CtAnalysis:
+        """Detect DVT candidates in uploaded CT: the DICOM files of a series, a .zip of them, or one NIfTI.
+
+        progress(slices done, total or None): called once per slice (total = files uploaded, an upper bound)."""
         from edge.ct.job import finish_report, open_input
         from edge.ct.pipeline import run_pipeline
 
         job = self._job_dir("ct")
         staged = job / "input"
         try:
-            stream, kind = open_input(stage_ct_upload(files, staged), series_uid or None)
+            path = stage_ct_upload(files, staged)
+            stream, kind = open_input(path, series_uid or None)
+            if progress is not None:
+                total = sum(1 for p in path.iterdir() if p.is_file()) if path.is_dir() else None
+                stream = _Counted(stream, lambda n: progress(n, total))
             with self._lock:
                 if self._ct is None:
                     self._ct = self._open_ct()
@@ -238,6 +245,21 @@ class UiService:
 
                 close_detector(self._ct[0])
                 self._ct = None
+
+
+class _Counted:
+    """A slice stream that reports each slice as it passes; everything else is the stream's own."""
+
+    def __init__(self, stream, tick: Callable[[int], None]):
+        self._stream, self._tick = stream, tick
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)  # direction, warnings, series_hash: read by run_pipeline at the end
+
+    def __iter__(self):
+        for n, s in enumerate(self._stream, start=1):
+            self._tick(n)
+            yield s
 
 
 def stage_ct_upload(files: Sequence[str | Path] | str | Path | None, dest: Path) -> Path:

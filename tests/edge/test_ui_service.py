@@ -103,6 +103,14 @@ def test_ct_upload_of_dicom_files_finds_the_clot(service, tmp_path):
     assert not (a.report.parent.parent / "input").exists()  # the uploaded copy is removed
 
 
+def test_ct_progress_counts_slices_and_keeps_the_report(service, tmp_path):
+    paths = write_series(tmp_path / "series", n=9, clot_slices=(4,))
+    ticks = []
+    a = service.analyze_ct([str(p) for p in paths], progress=lambda n, total: ticks.append((n, total)))
+    assert ticks == [(n, 9) for n in range(1, 10)]
+    assert [r[1] for r in a.findings] == ["4-4"]  # the wrapped stream still gives direction and warnings
+
+
 def test_ct_upload_as_zip_with_a_folder_inside(service, tmp_path):
     paths = write_series(tmp_path / "series", n=10, clot_slices=(2, 3))
     z = tmp_path / "series.zip"
