@@ -40,3 +40,34 @@ def ct_sample_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real CT sample not found at {path} (set DVT_SHARED_DATA to its parent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function that returns a free loopback TCP port, for servers that cannot be given port 0."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    return pick
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory, free_port):
+    """The web UI served on loopback for one test module: (service, app, "127.0.0.1:port"). The CT tab runs
+    the deterministic ThresholdDetector instead of the model, so the expected findings are known."""
+    pytest.importorskip("gradio")
+    from edge.ct.testing import ThresholdDetector
+    from edge.ui.app import launch
+    from edge.ui.service import UiService
+
+    fake = lambda: (ThresholdDetector(), {"name": "fake"}, {"name": "threshold", "file": "-"})  # noqa: E731
+    service = UiService(workdir=tmp_path_factory.mktemp("ui"), threads=1, ct_detector=fake)
+    port = free_port()
+    app = launch(service, host="127.0.0.1", port=port, block=False)
+    yield service, app, f"127.0.0.1:{port}"
+    app.close()
+    service.close()

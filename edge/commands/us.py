@@ -11,6 +11,7 @@ import numpy as np
 from edge.assets import us_model
 from edge.backends.select import BACKEND_NAMES, open_backend
 from edge.errors import ConfigError, InputError
+from edge.sinks.report import processing_ms
 from edge.spec import load_spec
 from edge.us.job import run_us_job
 from edge.us.pipeline import UsConfig
@@ -41,8 +42,7 @@ def print_verdict(report: dict, label: str = "") -> None:
     if cfg.get("pace") or cfg.get("live"):  # frames arrive in real time: their age is the latency
         timing = f"latency p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms"
     else:  # a file read as fast as it decodes: age counts the wait in the queue, so show the work per frame
-        proc = sum(v["p50"] for v in report.get("stage_ms", {}).values() if isinstance(v, dict) and "p50" in v)
-        timing = f"processing {proc:.1f} ms per frame (median; --pace gives live latency)"
+        timing = f"processing {processing_ms(report):.1f} ms per frame (median; --pace gives live latency)"
     print(f"{label}frames: {report['frames']} processed, {report['dropped_frames']} dropped; {timing} "
           f"[{report['backend']}]")
 

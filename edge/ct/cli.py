@@ -53,11 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _open_detector(args: argparse.Namespace):
     """(detector, backend info, model info). Tests replace this function to inject a fake detector."""
-    from edge.ct.pipeline import open_model_detector
+    from edge.ct.job import open_detector
 
-    detector, choice, path = open_model_detector(args.model, args.backend, args.score_threshold)
-    return detector, {"name": detector.backend.name, "choice": choice.name, "reason": choice.reason}, \
-        {"name": detector.spec.name, "file": path.name}
+    return open_detector(args.model, args.backend, args.score_threshold)
 
 
 def _printer(prefix: str = ""):

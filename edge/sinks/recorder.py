@@ -18,7 +18,6 @@ from edge.us.types import FrameResult
 #: in VLC/ffplay but not in browsers. For .webm, VP8 is in the pip wheels' FFmpeg and plays in every current
 #: browser: the web UI records WebM for that reason.
 CODECS_BY_SUFFIX = {".mp4": ("avc1", "mp4v"), ".webm": ("VP80",)}
-CODECS = CODECS_BY_SUFFIX[".mp4"]
 
 # Once a codec failed to open in this process it will fail again: skip it, so FFmpeg's complaint about the
 # missing encoder is printed at most once per process instead of once per recording.

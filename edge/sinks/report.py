@@ -154,6 +154,12 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
     return report
 
 
+def processing_ms(report: dict[str, Any]) -> float:
+    """Median processing time per frame of a report: the sum of its stages' p50 (``stage_ms``). For a clip
+    read faster than it plays this is the speed; frame age (``latency_ms``) there counts the queue wait."""
+    return sum(v["p50"] for v in report.get("stage_ms", {}).values() if isinstance(v, dict) and "p50" in v)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

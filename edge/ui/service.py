@@ -28,12 +28,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from edge.ct.job import NOTICE as DISCLAIMER
+from edge.ct.job import close_detector, open_detector
 from edge.errors import DvtEdgeError, InputError
+from edge.sinks.overlay import VERDICT_TEXT
+from edge.sinks.report import processing_ms
 from edge.sources.base import Frame
 
-DISCLAIMER = "Research software: not for diagnostic use."
-VERDICT_LABEL = {"compressible": "COMPRESSIBLE", "non_compressible": "NON-COMPRESSIBLE",
-                 "indeterminate": "INDETERMINATE"}
 #: limits on an uploaded .zip (a CT series of 2000 slices of 512x512 int16 is ~1 GiB uncompressed)
 ZIP_MAX_BYTES = 4 << 30
 ZIP_MAX_MEMBERS = 20000
@@ -62,11 +63,10 @@ def us_summary(report: dict) -> str:
     clip is read as fast as it decodes, so frame age would count the wait in the queue, not the speed."""
     comp = report.get("compressibility")
     comp_s = "n/a" if comp is None else f"{comp:.0%}"
-    proc = sum(v["p50"] for v in report.get("stage_ms", {}).values() if isinstance(v, dict) and "p50" in v)
-    return (f"### {VERDICT_LABEL.get(report['verdict'], report['verdict'])}\n\n"
+    return (f"### {VERDICT_TEXT.get(report['verdict'], report['verdict'])}\n\n"
             f"compressibility **{comp_s}** - {report['reason']}\n\n"
             f"{report['frames']} frames processed, {report['dropped_frames']} dropped; processing "
-            f"{proc:.1f} ms per frame (median); backend `{report['backend']}`\n\n*{DISCLAIMER}*")
+            f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{DISCLAIMER}*")
 
 
 def live_status(result) -> str:
@@ -74,7 +74,7 @@ def live_status(result) -> str:
     comp = "n/a" if v.compressibility is None else f"{v.compressibility:.0%}"
     state = result.track.vein_status if result.track is not None else "searching"
     total = sum(result.stage_ms.values())
-    return (f"### {VERDICT_LABEL.get(v.verdict, v.verdict)} (provisional)\n\n"
+    return (f"### {VERDICT_TEXT.get(v.verdict, v.verdict)} (provisional)\n\n"
             f"compressibility **{comp}** - {v.reason}\n\nvein {state}; frame {result.index}; "
             f"processing {total:.1f} ms\n\n*{DISCLAIMER}*")
 
@@ -148,7 +148,7 @@ class UiService:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dvt-edge-ui-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._live_backend = None
-        self._open_ct = ct_detector or self._open_model_detector
+        self._open_ct = ct_detector or (lambda: open_detector(self.ct_model, self.backend))
         self._ct = None  # (detector, backend info, model info), opened on first use
         self._lock = threading.Lock()  # opening models; one CT scan at a time (the detector has per-series state)
         self.log: deque[str] = deque(maxlen=200)  # backend choices, codec notes: bounded on a long-running server
@@ -215,7 +215,7 @@ class UiService:
             raise type(exc)(str(exc).replace(str(staged), "upload")) from None
         notes: list[str] = []
         report = finish_report(result, kind, backend, model, job / "out", None, log=notes.append, warn=notes.append)
-        shutil.rmtree(job / "input", ignore_errors=True)  # the uploaded copy; the report keeps no identifiers
+        shutil.rmtree(staged, ignore_errors=True)  # the uploaded copy; the report keeps no identifiers
         rows = [[j, f"{f['slice_start']}-{f['slice_end']}", f["peak_slice"], round(f["score"], 2),
                  "[" + ", ".join(f"{v:.0f}" for v in f["box"]) + "]",
                  f"{f['box_mm'][2] - f['box_mm'][0]:.1f} x {f['box_mm'][3] - f['box_mm'][1]:.1f}"]
@@ -228,21 +228,12 @@ class UiService:
         return CtAnalysis("\n".join(lines), rows, [job / "out" / name for name in report["key_images"]],
                           job / "out" / "report.json")
 
-    def _open_model_detector(self) -> tuple[object, dict, dict]:
-        from edge.ct.pipeline import open_model_detector
-
-        detector, choice, model_path = open_model_detector(self.ct_model, self.backend)
-        return (detector, {"name": detector.backend.name, "choice": choice.name, "reason": choice.reason},
-                {"name": detector.spec.name, "file": model_path.name})
-
     def close(self) -> None:
         with self._lock:
             if self._live_backend is not None:
                 self._live_backend.close()
                 self._live_backend = None
             if self._ct is not None:
-                from edge.ct.job import close_detector
-
                 close_detector(self._ct[0])
                 self._ct = None
 

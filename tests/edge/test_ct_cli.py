@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -172,19 +171,13 @@ def test_real_model_scan_on_sample(ct_sample_dir, tmp_path, capsys):
     assert len(rep["findings"]) <= 1, [(f["slice_start"], f["slice_end"], f["score"]) for f in rep["findings"]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_listen_once_writes_the_same_report_as_scan(series, tmp_path, capsys, fake_detector):
+def test_listen_once_writes_the_same_report_as_scan(series, tmp_path, capsys, fake_detector, free_port):
     pytest.importorskip("pynetdicom")
     import pydicom
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage
 
-    port = _free_port()
+    port = free_port()
     result: dict = {}
     t = threading.Thread(target=lambda: result.update(code=edge.cli.main(
         ["ct", "listen", "--port", str(port), "--once", "--idle-timeout", "5", "--out", str(tmp_path / "l")])))

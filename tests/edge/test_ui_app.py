@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,15 @@ gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
 from edge.assets import asset  # noqa: E402
-from edge.ct.testing import ThresholdDetector, write_series  # noqa: E402
-from edge.ui.app import launch  # noqa: E402
-from edge.ui.service import UiService  # noqa: E402
+from edge.ct.testing import write_series  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    fake = lambda: (ThresholdDetector(), {"name": "fake"}, {"name": "threshold", "file": "-"})  # noqa: E731
-    service = UiService(workdir=tmp_path_factory.mktemp("ui"), threads=1, ct_detector=fake)
-    with socket.socket() as sock:  # a free port (Gradio does not take port 0)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = launch(service, host="127.0.0.1", port=port, block=False)
+def served(ui_server):
+    service, app, _ = ui_server
     client = gradio_client.Client(app.local_url, verbose=False)
     yield client, service
     client.close() if hasattr(client, "close") else None
-    app.close()
-    service.close()
 
 
 def test_clip_endpoint_returns_verdict_video_curve_and_report(served):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 
 import cv2
 import pytest
@@ -20,9 +19,7 @@ pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from edge.assets import asset  # noqa: E402
-from edge.ct.testing import ThresholdDetector, write_series  # noqa: E402
-from edge.ui.app import launch  # noqa: E402
-from edge.ui.service import UiService  # noqa: E402
+from edge.ct.testing import write_series  # noqa: E402
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
@@ -47,13 +44,8 @@ def write_y4m(video, path) -> int:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    fake = lambda: (ThresholdDetector(), {"name": "fake"}, {"name": "threshold", "file": "-"})  # noqa: E731
-    service = UiService(workdir=tmp_path_factory.mktemp("ui"), threads=1, ct_detector=fake)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = launch(service, host="127.0.0.1", port=port, block=False)
+def ui(ui_server, tmp_path_factory):
+    _, _, host = ui_server
     camera = tmp_path_factory.mktemp("camera") / "normal.y4m"
     assert write_y4m(asset("demo-normal.mp4"), camera) > 100
     with sync_api.sync_playwright() as pw:
@@ -63,10 +55,8 @@ def ui(tmp_path_factory):
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
         hosts: set[str] = set()
         context.on("request", lambda r: hosts.add(r.url.split("/")[2]))
-        yield context, f"127.0.0.1:{port}", hosts
+        yield context, host, hosts
         browser.close()
-    app.close()
-    service.close()
 
 
 def test_clip_tab_shows_the_verdict_and_a_video_the_browser_plays(ui):
