@@ -55,7 +55,6 @@ def test_parity_with_pytorch_on_phantom_frames(exported):
 
 def test_bundled_model_is_this_checkpoint_exported(exported):
     """The shipped ONNX must be what this checkpoint exports to (same predictions)."""
-    import numpy as np
     import onnxruntime as ort
 
     from export.us_model import parity_frames
