@@ -141,7 +141,7 @@ def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
     model.eval()
     size = VARIANTS[variant].input_size
     example = torch.zeros(1, 1, size, size)
-    spec = export_onnx(
+    export_onnx(
         model, example, out, name=variant, task="us-segmentation", input_name="image", output_names=["logits"],
         preprocess=PREPROCESS, labels=list(LABELS),
         extra={"training": {k: summary[k] for k in ("variant", "seed", "phantom_frames", "real_images", "epochs_run",

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from training.augment import augment
-from training.data.us_frames import SegSet, concat, phantom_set, real_set
+from training.data.us_frames import concat, phantom_set, real_set
 from training.losses import seg_loss
 from training.models.resunet import LABELS, VARIANTS, build_model, config_dict
 from training.seg_eval import evaluate
