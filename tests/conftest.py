@@ -35,6 +35,14 @@ def usgra_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def carotid_dir() -> Path:
+    path = SHARED_DATA / "carotid-momot"
+    if not (path / "images").is_dir():
+        pytest.skip(f"real carotid data not found at {path} (set DVT_SHARED_DATA to its parent)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def ct_sample_dir() -> Path:
     path = SHARED_DATA / "ct-dicom-sample"
     if not path.is_dir():

@@ -31,8 +31,24 @@ def dice_scores(pred: np.ndarray, truth: np.ndarray, classes: dict[str, tuple[in
     return scores
 
 
-def evaluate(model: torch.nn.Module, phantom, real) -> dict:
-    """Scores on a held-out phantom SegSet (artery, vein) and a held-out real SegSet (vessel = artery ∪ vein)."""
+def artery_called_vein(pred: np.ndarray, artery: np.ndarray) -> float:
+    """Share of images whose labelled artery is called vein: of the artery-mask pixels predicted as a
+    vessel (artery or vein), more are vein than artery; an artery not found at all counts too (it was not
+    called artery). pred (N,H,W) labels 0/1/2, artery (N,H,W) 0/1."""
+    bad = 0
+    n = 0
+    for p, a in zip(pred, artery.astype(bool)):
+        if not a.any():
+            continue
+        n += 1
+        inside = p[a]
+        bad += int((inside == 2).sum() >= (inside == 1).sum())
+    return bad / n if n else float("nan")
+
+
+def evaluate(model: torch.nn.Module, phantom, real, carotid=None) -> dict:
+    """Scores on a phantom SegSet (artery, vein), a usgra-seg SegSet (vessel = artery ∪ vein) and a
+    carotid SegSet (artery; share of images where the artery is called vein)."""
     result = {}
     if phantom is not None:
         pred = predict_labels(model, phantom.images)
@@ -42,4 +58,9 @@ def evaluate(model: torch.nn.Module, phantom, real) -> dict:
         # real labels are partial: 1 = vessel; predictions 1 or 2 both count as vessel
         pred_vessel = np.isin(pred, (1, 2)).astype(np.uint8)
         result["real"] = dice_scores(pred_vessel, real.labels.numpy(), {"vessel": (1,)})
+    if carotid is not None:
+        pred = predict_labels(model, carotid.images)
+        truth = carotid.labels.numpy()
+        result["carotid"] = {**dice_scores((pred == 1).astype(np.uint8), truth, {"artery": (1,)}),
+                             "artery_called_vein": round(artery_called_vein(pred, truth), 4)}
     return result

@@ -3,8 +3,12 @@
 Masks are palette PNGs: 0 background, 1 nerve, 2 blood vessel. Artery and vein share class 2, so these
 images train the model through the partial (vessel = artery ∪ vein) loss. Nerve counts as background.
 
-Split: files sorted by name; every fifth (position % 5 == 4) is held out for evaluation and never trained
-on. The split is by position so it is reproducible without a stored list.
+Split: files sorted by name, assigned by position i: every fifth (i % 5 == 4) is the test split (held out
+for evaluation since the first model; never trained on, never used to choose anything), i % 5 == 2 is the
+validation split (epochs and thresholds are chosen there), the rest train. The split is by position so it is
+reproducible without a stored list. The images carry no acquisition tag, so near-duplicate frames of one
+sweep may straddle splits: the test figure may be optimistic for that reason (the carotid set, which names
+its acquisitions, is split by acquisition).
 """
 
 from __future__ import annotations
@@ -42,15 +46,24 @@ def list_pairs(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def split(pairs: list, held_out: bool) -> list:
-    """Deterministic 4:1 split by sorted position (see module docstring)."""
-    return [p for i, p in enumerate(pairs) if (i % 5 == 4) == held_out]
+SPLITS = ("train", "val", "test")
 
 
-def load(root: Path, size_hw: tuple[int, int], held_out: bool) -> list[RealSample]:
-    """Load one side of the split, resized with the runtime's own preprocessing functions."""
+def split_name(i: int) -> str:
+    return "test" if i % 5 == 4 else "val" if i % 5 == 2 else "train"
+
+
+def split(pairs: list, name: str) -> list:
+    """Deterministic train/val/test split by sorted position (see module docstring)."""
+    if name not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {name!r}")
+    return [p for i, p in enumerate(pairs) if split_name(i) == name]
+
+
+def load(root: Path, size_hw: tuple[int, int], split_: str) -> list[RealSample]:
+    """Load one split, resized with the runtime's own preprocessing functions."""
     out = []
-    for img_path, mask_path in split(list_pairs(root), held_out):
+    for img_path, mask_path in split(list_pairs(root), split_):
         grey = cv2.imread(str(img_path), cv2.IMREAD_GRAYSCALE)
         if grey is None:
             raise InputError(f"{img_path}: cannot read the image")

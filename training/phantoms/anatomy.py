@@ -312,3 +312,28 @@ def vessels_at(P: ClipParams, t: float, margin: int) -> tuple[VesselState, Vesse
     clot = (_clot_tau(P.clot_fill), math.radians(P.clot_angle_deg), P.clot_level) if P.dvt else None
     vein = VesselState(2, vx, vy, a, b, th + math.radians(P.vein_angle_deg), P.vein_b0, P.vein_wall_gain, clot)
     return artery, vein
+
+
+def widen(P: ClipParams, rng: np.random.Generator) -> ClipParams:
+    """Domain randomisation for training: redraw appearance and shape parameters from far wider ranges
+    than :func:`sample_params` uses, so a model trained on these frames cannot key on this renderer's
+    particular look (wall brightness, clot echogenicity, speckle, dynamic range) instead of the anatomy.
+
+    Only parameters that leave the vessels' layout valid are redrawn (the artery may get smaller, the
+    vein flatter or rounder within its width), so the pair never overlaps. Clot echogenicity spans
+    anechoic (acute: as dark as the lumen) to isoechoic with tissue, and clots fill 25-100% of the lumen.
+    """
+    from dataclasses import replace
+
+    return replace(
+        P,
+        artery_r=P.artery_r * _u(rng, 0.7, 1.0),
+        vein_b0=P.vein_a0 * _u(rng, 0.4, 1.0),
+        vein_angle_deg=_u(rng, -20, 20),
+        artery_wall_gain=_u(rng, 2.0, 14.0), vein_wall_gain=_u(rng, 1.0, 6.0), wall_px=_u(rng, 1.2, 5.5),
+        lumen_level=_u(rng, 0.0, 0.25), clot_level=_u(rng, 0.03, 1.1), clot_fill=_u(rng, 0.25, 1.0),
+        dynamic_range_db=_u(rng, 35, 75), gain=int(rng.integers(25, 80)), atten_np_per_cm=_u(rng, 0.0, 0.5),
+        noise_level=_u(rng, 0.0, 0.15), speckle_sx=_u(rng, 1.0, 5.0), speckle_sy=_u(rng, 0.5, 2.5),
+        psf_sx=_u(rng, 0.4, 3.0), psf_sy=_u(rng, 0.3, 1.5), enhancement=_u(rng, 0.0, 2.0),
+        edge_shadow=_u(rng, 0.0, 0.7), focus_frac=_u(rng, 0.15, 0.85), pulse_amp=_u(rng, 0.02, 0.1),
+    )

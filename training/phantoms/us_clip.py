@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .anatomy import FPS_CHOICES, ClipParams, sample_params
+from .anatomy import FPS_CHOICES, ClipParams, sample_params, widen
 from .render import Tissue, build_tissue, render_image
 from .screen import ScreenLayout, compose, draw_overlay, sample_layout
 
@@ -60,9 +60,12 @@ class Scene:
 
 
 def build_scene(seed: int, *, dvt: bool | None = None, pressure: str | None = None, fps: float | None = None,
-                duration_s: float | None = None, screen_size: tuple[int, int] | None = None) -> Scene:
+                duration_s: float | None = None, screen_size: tuple[int, int] | None = None,
+                wide: bool = False) -> Scene:
     """Draw all parameters of clip ``seed``. Every random value is drawn whatever the overrides, so an
-    override changes only what it names (e.g. the same seed with dvt=True/False shares the anatomy)."""
+    override changes only what it names (e.g. the same seed with dvt=True/False shares the anatomy).
+    wide: redraw appearance and shape from the domain-randomisation ranges (:func:`anatomy.widen`), from a
+    separate generator, so the default (narrow) scene of a seed is unchanged."""
     if pressure not in (None, "adequate", "low"):
         raise ValueError(f"pressure must be 'adequate', 'low' or None, not {pressure!r}")
     rng = np.random.default_rng(seed)
@@ -73,6 +76,8 @@ def build_scene(seed: int, *, dvt: bool | None = None, pressure: str | None = No
     P = sample_params(rng, layout.img_w, layout.img_h, dvt=dvt_draw if dvt is None else bool(dvt),
                       pressure=pressure or pressure_draw, fps=float(fps) if fps is not None else fps_draw,
                       duration_s=duration_s)
+    if wide:
+        P = widen(P, np.random.default_rng([seed, 0x5EED]))
     overlay = draw_overlay(layout, fps=P.fps, gain=P.gain, depth_cm=P.depth_cm,
                            dynamic_range_db=P.dynamic_range_db, focus_frac=P.focus_frac)
     return Scene(int(seed), P, layout, build_tissue(P), overlay)
@@ -134,12 +139,14 @@ def generate_clip(seed: int, *, dvt: bool | None = None, pressure: str | None = 
     return PhantomClip(frames, masks, P.fps, clip_label(scene, masks))
 
 
-def sample_training_frames(seed: int, n: int, *, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def sample_training_frames(seed: int, n: int, *, size: tuple[int, int] | None = None,
+                           wide: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """n random single frames + masks for segmentation training: FRAMES_PER_SCENE frames at random times
     of each of many random clips (clip seeds < TRAINING_SEED_LIMIT, all variations on), in shuffled
     order; only the frames needed are rendered. Returns (images (n, H, W) uint8, masks (n, H, W) uint8). size (W, H) None -> one
     screen size drawn for the whole call (all frames must stack), else every frame is rendered at its own
-    random screen size and resized to size (INTER_AREA image, INTER_NEAREST mask)."""
+    random screen size and resized to size (INTER_AREA image, INTER_NEAREST mask). wide: every scene is
+    domain-randomised (:func:`build_scene`)."""
     rng = np.random.default_rng(seed)
     native = (int(rng.integers(280, 401)) * 2, int(rng.integers(210, 301)) * 2)
     W, H = size if size is not None else native
@@ -147,7 +154,7 @@ def sample_training_frames(seed: int, n: int, *, size: tuple[int, int] | None = 
     masks = np.empty((n, H, W), np.uint8)
     order = rng.permutation(n)  # frames of one scene are scattered over the output, not contiguous
     for start in range(0, n, FRAMES_PER_SCENE):
-        scene = build_scene(int(rng.integers(0, TRAINING_SEED_LIMIT)), screen_size=None if size else native)
+        scene = build_scene(int(rng.integers(0, TRAINING_SEED_LIMIT)), screen_size=None if size else native, wide=wide)
         for i in order[start:start + FRAMES_PER_SCENE]:
             frame, mask = scene.render(float(rng.uniform(0, scene.params.duration_s)), rng)
             if size is not None and frame.shape != (H, W):
