@@ -4,6 +4,8 @@ Inputs are aligned 1-D arrays, one value per processed frame, in time order:
     t            seconds (media time, or capture time for live sources)
     vein_area    screen px; 0.0 when the vein is collapsed; NaN when it is lost or not yet found
     artery_ratio height/width aspect of the tracked artery in screen units; NaN when it is not seen
+    artery_area  (optional) screen px of the tracked artery; NaN when it is not seen
+    vein_confidence (optional) the model's mean p(vessel) inside the tracked vein; NaN when no vein blob
 
 Definitions (see docs/design.md, "Verdict"):
     baseline area     90th percentile of the smoothed vein area over the valid frames up to the minimum
@@ -15,6 +17,9 @@ Definitions (see docs/design.md, "Verdict"):
                       units, the resting one the median over the first ``rest_s`` seconds. The probe
                       presses along the beam, shrinking the artery's height; pulsation scales it but keeps
                       its shape, so the aspect isolates probe pressure: the body's own pressure gauge.
+    artery collapse   1 - (smallest smoothed artery area) / (resting artery area). An artery keeps its
+                      lumen under probe pressure; a "artery" that collapses is a vein or a lost image.
+    vein confidence   median of the per-frame vein confidence over the frames up to the minimum.
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ class Measurements:
     compressibility: float | None
     artery_flattening: float | None
     adequate_since_s: float | None  # time since the artery first reached the adequacy threshold
+    artery_collapse: float | None = None
+    vein_confidence: float | None = None
 
 
 def baseline_and_min(t: np.ndarray, vein_area: np.ndarray, smooth_s: float = 0.1) -> tuple[float | None, float | None, int | None]:
@@ -84,7 +91,19 @@ def artery_flattening_curve(t: np.ndarray, artery_ratio: np.ndarray, rest_s: flo
     return 1.0 - r / float(np.nanmedian(rest))
 
 
-def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: float = 0.5) -> Measurements:
+def artery_collapse(t: np.ndarray, artery_area: np.ndarray, rest_s: float = 0.5, smooth_s: float = 0.25) -> float | None:
+    """1 - min / rest of the smoothed artery area (rest: median over the first ``rest_s``); None if unknown."""
+    a = median_smooth(artery_area, smoothing_window(t, smooth_s))
+    if len(t) == 0 or not np.isfinite(a).any():
+        return None
+    rest = a[(t - t[0]) <= rest_s]
+    if not np.isfinite(rest).any() or np.nanmedian(rest) <= 0:
+        return None
+    return float(1.0 - np.nanmin(a) / np.nanmedian(rest))
+
+
+def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: float = 0.5,
+            artery_area=None, vein_confidence=None) -> Measurements:
     """All measurements of one manoeuvre (or of the stream so far)."""
     t = np.asarray(t, dtype=np.float64)
     vein_area = np.asarray(vein_area, dtype=np.float64)
@@ -105,9 +124,18 @@ def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: f
     if flattening is not None and flattening >= adequate_flattening:
         i_adequate = int(np.argmax(np.nan_to_num(flat, nan=-1.0) >= adequate_flattening))
         adequate_since = float(t[-1] - t[i_adequate])
+    collapse = None
+    if artery_area is not None:
+        artery_area = np.asarray(artery_area, dtype=np.float64)
+        collapse = artery_collapse(t, artery_area, rest_s=rest_s) if len(artery_area) == len(t) else None
+    confidence = None
+    if vein_confidence is not None and len(vein_confidence) == len(t) and i_min is not None:
+        c = np.asarray(vein_confidence, dtype=np.float64)[: i_min + 1]
+        confidence = float(np.nanmedian(c)) if np.isfinite(c).any() else None
     return Measurements(
         frames=len(t), valid_frames=int(valid.sum()), lost_fraction=lost,
         duration_s=float(t[-1] - t[0]) if len(t) else 0.0,
         baseline_area=baseline, min_area=minimum, min_index=i_min, compressibility=comp,
         artery_flattening=flattening, adequate_since_s=adequate_since,
+        artery_collapse=collapse, vein_confidence=confidence,
     )

@@ -1,8 +1,13 @@
-"""One ultrasound frame -> preprocess -> infer -> postprocess -> track -> measure -> verdict.
+"""One ultrasound frame -> preprocess -> infer -> postprocess -> identity -> track -> measure -> verdict.
 
-:class:`UltrasoundPipeline` is the per-stream state (tracker, curve arrays) around a backend that was
-created before the stream started. Curve arrays are bounded (``window_s``) so a long live session keeps
-constant memory and per-frame cost; the verdict covers that window.
+:class:`UltrasoundPipeline` is the per-stream state (identity judge, tracker, curve arrays) around a
+backend that was created before the stream started. Curve arrays are bounded (``window_s``) so a long
+live session keeps constant memory and per-frame cost; the verdict covers that window.
+
+Identity (``edge.us.identity``): for the first ~1 s the frames are tracked on the model's own labels
+(provisional) while the judge collects evidence; once it decides, the tracker and curves restart and the
+buffered window frames are replayed with the decided identities, then every later frame is relabelled the
+same way. The replay buffer is bounded (``identity.evidence_s`` at up to 120 fps).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from edge.backends.base import Backend
 from edge.errors import ModelError
 from edge.sources.base import Frame
 from edge.spec import ModelSpec
+from edge.us.identity import IdentityConfig, IdentityJudge
 from edge.us.measure import measure
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, Region
@@ -30,6 +36,7 @@ class UsConfig:
     """Effective configuration of the ultrasound job (recorded in every report)."""
 
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     window_s: float = 30.0  # the verdict covers at most this much of the stream
     crop: Region | None = None  # image region on the screen; None = detect on the first frame
@@ -50,11 +57,40 @@ class UltrasoundPipeline:
         self.input_name = spec.input.name
         self.output_name = spec.outputs[0].name
         self.tracker: VesselTracker | None = None
-        maxlen = int(self.cfg.window_s * 120) + 1  # enough for 120 fps over the window
-        self.t: deque[float] = deque(maxlen=maxlen)
-        self.vein: deque[float] = deque(maxlen=maxlen)
-        self.artery_ratio: deque[float] = deque(maxlen=maxlen)
+        self.judge: IdentityJudge | None = None
+        self._pending: deque[tuple[np.ndarray, np.ndarray, float]] = deque(
+            maxlen=int(self.cfg.identity.evidence_s * 120) + 2)  # (labels, logits, t) until identity is decided
+        self._maxlen = int(self.cfg.window_s * 120) + 1  # enough for 120 fps over the window
+        self._reset_curves()
         self.t0: float | None = None
+
+    def _reset_curves(self) -> None:
+        m = self._maxlen
+        self.t: deque[float] = deque(maxlen=m)
+        self.vein: deque[float] = deque(maxlen=m)
+        self.artery_ratio: deque[float] = deque(maxlen=m)
+        self.artery_area: deque[float] = deque(maxlen=m)
+        self.vein_confidence: deque[float] = deque(maxlen=m)
+
+    def _new_tracker(self) -> VesselTracker:
+        _, _, rw, rh = self.pre.region
+        gh, gw = self.pre.size_hw
+        return VesselTracker(self.pre.size_hw, self.pre.model_px_area(), self.cfg.tracker,
+                             anisotropy=(rh / gh) / (rw / gw))
+
+    def _track(self, labels: np.ndarray, logits: np.ndarray, t: float):
+        track = self.tracker.update(labels, t)
+        self.t.append(t - self.t0)
+        self.vein.append(np.nan if track.vein_area_px is None else track.vein_area_px)
+        self.artery_ratio.append(np.nan if track.artery_aspect is None else track.artery_aspect)
+        self.artery_area.append(np.nan if track.artery is None else track.artery.area * self.tracker.px)
+        self.vein_confidence.append(np.nan if track.vein is None else vessel_confidence(logits, track.vein.mask))
+        return track
+
+    @property
+    def identity(self):
+        """The decided :class:`edge.us.identity.Identity`, or None while the evidence window runs."""
+        return None if self.judge is None else self.judge.identity
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every stage on ``frame``; returns its result (arrays owned by the result)."""
@@ -66,18 +102,28 @@ class UltrasoundPipeline:
         labels = labels_from_logits(logits)
         marks.append(time.perf_counter())
         if self.tracker is None:
-            _, _, rw, rh = self.pre.region
-            gh, gw = self.pre.size_hw
-            self.tracker = VesselTracker(self.pre.size_hw, self.pre.model_px_area(), self.cfg.tracker,
-                                         anisotropy=(rh / gh) / (rw / gw))
+            self.tracker = self._new_tracker()
+            self.judge = IdentityJudge(self.pre.size_hw, self.tracker.anisotropy, self.cfg.identity)
         t = frame.t_media if frame.t_media is not None else frame.t_capture
         if self.t0 is None:
             self.t0 = t
-        track = self.tracker.update(labels, t)
+        if self.judge.identity is None:
+            self.judge.observe(labels, t)
+            self._pending.append((labels, logits, t))
+            if self.judge.ready():
+                self.judge.decide()
+                self.tracker = self._new_tracker()
+                self._reset_curves()
+                for lab, lg, tp in self._pending:  # replay the window with the decided identities
+                    labels = self.judge.relabel(lab)
+                    track = self._track(labels, lg, tp)
+                self._pending.clear()
+            else:
+                track = self._track(labels, logits, t)
+        else:
+            labels = self.judge.relabel(labels)
+            track = self._track(labels, logits, t)
         marks.append(time.perf_counter())
-        self.t.append(t - self.t0)
-        self.vein.append(np.nan if track.vein_area_px is None else track.vein_area_px)
-        self.artery_ratio.append(np.nan if track.artery_aspect is None else track.artery_aspect)
         verdict = self.current_verdict(final=False)
         marks.append(time.perf_counter())
         stages = ("preprocess", "infer", "postprocess", "track", "measure")
@@ -91,5 +137,18 @@ class UltrasoundPipeline:
     def current_verdict(self, final: bool) -> Verdict:
         m = measure(np.fromiter(self.t, float), np.fromiter(self.vein, float),
                     np.fromiter(self.artery_ratio, float),
-                    adequate_flattening=self.cfg.verdict.adequate_flattening)
-        return decide(m, self.cfg.verdict, final=final)
+                    adequate_flattening=self.cfg.verdict.adequate_flattening,
+                    artery_area=np.fromiter(self.artery_area, float),
+                    vein_confidence=np.fromiter(self.vein_confidence, float))
+        return decide(m, self.cfg.verdict, final=final, identity=self.identity)
+
+
+def vessel_confidence(logits: np.ndarray, mask: np.ndarray) -> float:
+    """Mean softmax p(artery) + p(vein) over the pixels of ``mask``: how sure the model is that the
+    tracked region is a vessel at all (its type is the identity judge's business)."""
+    lg = (logits[0] if logits.ndim == 4 else logits)[:, mask].astype(np.float32)
+    if lg.size == 0:
+        return float("nan")
+    lg = lg - lg.max(0, keepdims=True)
+    e = np.exp(lg)
+    return float(((e[1] + e[2]) / e.sum(0)).mean())

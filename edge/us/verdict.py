@@ -4,8 +4,14 @@ Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md
 1. indeterminate - too short: fewer than ``min_duration_s`` of frames.
 2. indeterminate - vein not found: no vein area, or a baseline below ``min_vein_area_px``.
 3. indeterminate - vein lost: no vein in more than ``max_lost_fraction`` of the frames since it was found.
+3b. indeterminate - identity in doubt: the labels and the physiology disagree about which vessel is the
+   artery (``edge.us.identity``), or the vessel taken as the artery collapsed under pressure (by more
+   than ``max_artery_collapse``: an artery keeps its lumen), so nothing measured on "the vein" is trusted.
 4. compressible - compressibility >= ``compressible_min``: the vein (nearly) closed; full closure under
-   pressure also proves the pressure was enough, so no pressure check is needed.
+   pressure also proves the pressure was enough, so no pressure check is needed. SAFETY RULE: only when
+   the vein was identified with confidence (identity not in doubt, an artery identified beside it, the
+   model's vessel confidence inside the vein >= ``min_vein_confidence``); otherwise indeterminate. A
+   clot-filled vein called compressible is the worst error this software can make.
 5. non_compressible - compressibility < ``compressible_min`` while the artery flattened by
    >= ``adequate_flattening`` (adequate pressure) - and, while the stream is live, that pressure has been
    held for ``hold_s`` without the vein closing, so a normal vein still collapsing is not flagged.
@@ -28,13 +34,17 @@ class VerdictConfig:
     min_duration_s: float = 1.0
     min_vein_area_px: float = 150.0  # screen px; smaller "veins" are noise or a wrong vessel
     max_lost_fraction: float = 0.25
+    max_artery_collapse: float = 0.6  # the artery's area may shrink this much under pressure, no more
+    min_vein_confidence: float = 0.6  # mean p(vessel) inside the vein before it closed
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def decide(m: Measurements, cfg: VerdictConfig, *, final: bool) -> Verdict:
-    """Apply the rules above to measurements ``m``. ``final`` is True once the clip/stream has ended."""
+def decide(m: Measurements, cfg: VerdictConfig, *, final: bool, identity=None) -> Verdict:
+    """Apply the rules above to measurements ``m``. ``final`` is True once the clip/stream has ended.
+    identity: the :class:`edge.us.identity.Identity` decided for the stream, or None while undecided (or
+    when the caller has no identity judge: the identity checks are then skipped)."""
 
     def out(verdict: str, reason: str, adequate: bool | None = None) -> Verdict:
         return Verdict(verdict, reason, m.compressibility, m.baseline_area, m.min_area,
@@ -47,7 +57,18 @@ def decide(m: Measurements, cfg: VerdictConfig, *, final: bool) -> Verdict:
         return out("indeterminate", "vein not found: no vein of plausible size was segmented")
     if m.lost_fraction > cfg.max_lost_fraction:
         return out("indeterminate", f"vein lost in {m.lost_fraction:.0%} of frames: hold the probe steady", adequate)
+    if identity is not None and identity.doubt:
+        return out("indeterminate", identity.reason, adequate)
+    if m.artery_collapse is not None and m.artery_collapse > cfg.max_artery_collapse:
+        return out("indeterminate", f"identity in doubt: the vessel taken as the artery collapsed "
+                                    f"({m.artery_collapse:.0%}) under pressure; re-scan", adequate)
     if m.compressibility is not None and m.compressibility >= cfg.compressible_min:
+        if identity is not None and identity.artery is None:
+            return out("indeterminate", "vein closed, but no artery was identified beside it: not confident it "
+                                        "was the vein", adequate)
+        if m.vein_confidence is not None and m.vein_confidence < cfg.min_vein_confidence:
+            return out("indeterminate", f"vein closed, but the model was unsure of it ({m.vein_confidence:.0%} "
+                                        "vessel confidence): re-scan", adequate)
         return out("compressible", f"vein closed to {1 - m.compressibility:.0%} of its area under pressure", True)
     if adequate:
         held = m.adequate_since_s or 0.0
