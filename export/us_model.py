@@ -66,6 +66,10 @@ def stage_command(st: dict) -> str:
             f"--phantom-frames {st['phantom_frames']} --eval-frames {st['eval_frames']} "
             f"--real-repeat {st['real_repeat']} --epochs {st.get('epochs', st['epochs_run'])} --lr {st['lr']} "
             f"--crop {st.get('crop', 128)}{init} --out <dir>")
+    if st.get("carotid_images"):
+        cmd = cmd.replace(" --out <dir>", f" --carotid-repeat {st['carotid_repeat']} --out <dir>")
+    if st.get("wide"):
+        cmd = cmd.replace(" --out <dir>", " --wide --out <dir>")
     # a run stopped by --max-minutes depends on the machine's speed: say so rather than hide it
     return cmd + (f" --max-minutes {st['max_minutes']}" if st.get("max_minutes") else "")
 
@@ -94,8 +98,19 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
         + " in the successive stages below.",
         "- Real B-mode images: usgra-seg by Timm Kandaouroff (CC BY 4.0), Mindray TE7 / L14-6Ns, neck, axilla, elbow,",
         "  femoral groin and popliteal fossa; artery and vein share one label there, so they train through a",
-        "  partial-label loss on p(artery)+p(vein). Every fifth image (sorted by name) is held out."
+        "  partial-label loss on p(artery)+p(vein). Split by sorted position: i % 5 == 4 test (never trained on,",
+        "  never used to choose anything), i % 5 == 2 validation, the rest train."
         if summary.get("real_images") else "- No real images (not found at training time).",
+        *(["- Real carotid B-mode: Momot A. (2022), \"Common Carotid Artery Ultrasound Images\", Mendeley Data,",
+           "  doi:10.17632/d4xt63mgjm.1 (Mindray UMT-500Plus / L13-3s, transverse neck, expert artery masks). The licence",
+           "  was read from the dataset record, not verified here. Only the artery is labelled, so these images train",
+           "  p(artery) alone (the unlabelled jugular vein beside it is never taught as background). Split BY",
+           "  ACQUISITION (sorted acquisition names, position p: p % 4 == 1 test, p % 4 == 3 validation, else train)."]
+          if summary.get("carotid_images") else []),
+        *(["- Phantom frames were domain-randomised (`--wide`: `training.phantoms.anatomy.widen`: wall brightness and",
+           "  thickness, clot echogenicity from anechoic to isoechoic, speckle, dynamic range, gain, attenuation) and",
+           "  augmented for scanner differences (resolution, blur, coarse speckle, TGC, gamma, calipers and text)."]
+          if summary.get("wide") else []),
         "",
         "## Training",
         f"Loss BCE + log-Dice (Chen et al. Eq. 2-3), AdamW with a one-cycle LR, batch {summary['batch']}, random",
@@ -106,26 +121,40 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
           f"{st['real_repeat']}, LR {st['lr']}, {st['train_minutes']} min: `{stage_command(st)}`"
           for i, st in enumerate(stages or [summary])],
         "",
-        "The best epoch of each stage was kept by the mean of the phantom artery/vein Dice and the real-image",
-        "vessel Dice on the held-out sets, so the held-out real figure below was also used to pick the epoch:",
-        "it is mildly optimistic (with 204 real images no separate validation split was kept).",
+        *(["The best epoch of the last stage was chosen on VALIDATION splits only (phantom frames from far seeds,",
+            "usgra-seg validation, carotid-momot validation acquisitions). Earlier stages (in git history, before",
+            "the validation split existed) picked epochs on the usgra-seg test fifth; this stage started from them."]
+          if summary.get("selection") else
+          ["The best epoch of each stage was kept by the mean of the phantom artery/vein Dice and the real-image",
+           "vessel Dice on the held-out sets, so the held-out real figure below was also used to pick the epoch:",
+           "it is mildly optimistic (with 204 real images no separate validation split was kept)."]),
         "",
-        "## Metrics (held out)",
+        "## Metrics",
+        "Test figures on data never trained on (held-out real acquisitions, the independent second renderer) are in",
+        "`training/results/us-generalisation.md` (`python -m training.evaluate_generalisation`). Below: the training",
+        "run's own validation figures (used to choose the epoch).",
         f"- Phantom frames ({summary['eval_frames']}, unseen seeds): artery Dice {ph.get('artery', {}).get('pooled')}, "
         f"vein Dice {ph.get('vein', {}).get('pooled')} (pooled over frames).",
     ]
     if real:
         v = real["vessel"]
-        lines.append(f"- Real usgra-seg held-out fifth ({v['images']} images): vessel (artery ∪ vein) Dice "
+        which = "validation split" if summary.get("selection") else "held-out fifth"
+        lines.append(f"- Real usgra-seg {which} ({v['images']} images): vessel (artery ∪ vein) Dice "
                      f"{v['mean_per_image']} mean per image, {v['pooled']} pooled.")
+    if m.get("carotid"):
+        c = m["carotid"]
+        lines.append(f"- Real carotid-momot validation acquisitions ({c['artery']['images']} images): artery Dice "
+                     f"{c['artery']['mean_per_image']} mean per image, {c['artery']['pooled']} pooled; artery called "
+                     f"vein in {c['artery_called_vein']:.1%} of images.")
     lines += [
         f"- Export parity, ONNX Runtime vs PyTorch on {parity.frames} phantom frames: mask Dice "
         + ", ".join(f"{k} {v:.4f}" for k, v in parity.dice_per_class.items())
         + f"; max |logit diff| {parity.max_abs_logit_diff:.2e}.",
         "",
         "## Limits",
-        "- Trained mostly on phantoms; the real images carry no artery/vein split and no compression manoeuvres.",
-        "  Artery-vs-vein identity on real scans has NOT been validated.",
+        "- The real images carry no compression manoeuvres, and only the carotid set splits artery from vein (neck,",
+        "  not groin). Artery-vs-vein identity on real femoral/popliteal scans has NOT been validated. The runtime",
+        "  decides identity from pulsation and shape over time (`edge/us/identity.py`), not from this model alone.",
         "- No real DVT examples were available. Verdict accuracy figures come from phantom clips only.",
         "- Not a medical device; not for diagnostic use.",
         "",
@@ -144,8 +173,9 @@ def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
     export_onnx(
         model, example, out, name=variant, task="us-segmentation", input_name="image", output_names=["logits"],
         preprocess=PREPROCESS, labels=list(LABELS),
-        extra={"training": {k: summary[k] for k in ("variant", "seed", "phantom_frames", "real_images", "epochs_run",
-                                                      "train_minutes", "torch")},
+        extra={"training": {k: summary.get(k) for k in ("variant", "seed", "phantom_frames", "real_images",
+                                                          "carotid_images", "wide", "selection", "epochs_run",
+                                                          "train_minutes", "torch")},
                "metrics": summary["metrics"]},
     )
     parity = check_parity(model, out, parity_frames((size, size)))

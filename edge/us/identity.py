@@ -43,6 +43,10 @@ class IdentityConfig:
     min_presence: float = 0.5  # share of window frames a track must be seen in to be a candidate
     pulse_min: float = 0.06  # relative area fluctuation that counts as a pulse
     pulse_margin: float = 0.04  # ... and by this much more than the other vessel's
+    # to CONTRADICT the labels the pulse must be clearer: the window may catch the start of the press,
+    # and a vein narrowing under the probe leaves a residual a small, faint artery's pulse does not
+    contradict_min: float = 0.12
+    contradict_margin: float = 0.08
     round_margin: float = 0.1  # a pulsating artery is at least this much rounder than the vein ...
     round_floor: float = 0.75  # ... or round in itself (minor/major >= this), for "strong" physiology
 
@@ -100,9 +104,10 @@ class Identity:
 
 
 def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
-    """Relative fluctuation of a vessel's area around its linear trend: (p90 - p10) of the residual over
-    the median area. NaN entries (not seen) are ignored; nan with fewer than 4 values.
-    An artery's diameter swings 4-10% with each beat (area ~8-20%); a vein's barely moves."""
+    """Relative fluctuation of a vessel's area around its slow trend: (p90 - p10) of the residual over
+    the median area. The trend is a quadratic fit (linear under 8 samples), which absorbs the start of a
+    press but not a heartbeat's sharp upstroke. NaN entries (not seen) are ignored; nan with fewer than 4
+    values. An artery's diameter swings 4-10% with each beat (area ~8-20%); a vein's barely moves."""
     t, area = np.asarray(t, float), np.asarray(area, float)
     ok = np.isfinite(area) & np.isfinite(t)
     if ok.sum() < 4:
@@ -112,8 +117,8 @@ def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
     if med <= 0:
         return float("nan")
     if np.ptp(tt) > 0:
-        slope, icept = np.polyfit(tt, aa, 1)
-        resid = aa - (slope * tt + icept)
+        deg = 2 if len(tt) >= 8 else 1
+        resid = aa - np.polyval(np.polyfit(tt - tt.mean(), aa, deg), tt - tt.mean())
     else:
         resid = aa - aa.mean()
     return float((np.percentile(resid, 90) - np.percentile(resid, 10)) / med)
@@ -127,13 +132,16 @@ def _evidence(track: VesselTrack, frames: int) -> TrackEvidence:
     )
 
 
-def _physiology(a: TrackEvidence, b: TrackEvidence, cfg: IdentityConfig) -> tuple[TrackEvidence | None, bool]:
+def _physiology(a: TrackEvidence, b: TrackEvidence, cfg: IdentityConfig,
+                pulse_min: float | None = None, margin: float | None = None) -> tuple[TrackEvidence | None, bool]:
     """(the vessel physiology calls the artery or None, whether that call is strong)."""
+    pulse_min = cfg.pulse_min if pulse_min is None else pulse_min
+    margin = cfg.pulse_margin if margin is None else margin
     pa = a.pulsatility if math.isfinite(a.pulsatility) else 0.0
     pb = b.pulsatility if math.isfinite(b.pulsatility) else 0.0
     hi, lo = (a, b) if pa >= pb else (b, a)
     p_hi, p_lo = max(pa, pb), min(pa, pb)
-    if p_hi < cfg.pulse_min or p_hi - p_lo < cfg.pulse_margin:
+    if p_hi < pulse_min or p_hi - p_lo < margin:
         return None, False
     r_hi = hi.roundness if math.isfinite(hi.roundness) else 0.0
     r_lo = lo.roundness if math.isfinite(lo.roundness) else 0.0
@@ -168,6 +176,10 @@ def decide_identity(tracks: list[VesselTrack], frames: int, cfg: IdentityConfig 
         if phys.id == art_l.id:
             return Identity(art_l.id, vein_l.id, "labels+physiology",
                             "the vessel labelled artery is the one that pulsates", tuple(ev))
+        phys, strong = _physiology(pair[0], pair[1], cfg, cfg.contradict_min, cfg.contradict_margin)
+        if phys is None:
+            return Identity(art_l.id, vein_l.id, "labels", "a faint pulse in the vessel labelled vein is not enough "
+                            "to overrule the labels", tuple(ev))
         if strong:
             return Identity(vein_l.id, art_l.id, "physiology",
                             "the vessel labelled vein pulsates and is round: taken as the artery", tuple(ev))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.us.identity import IdentityJudge, decide_identity, pulsatility
+from edge.us.identity import IdentityConfig, IdentityJudge, decide_identity, pulsatility
 from edge.us.measure import measure
 from edge.us.verdict import VerdictConfig, decide
 
@@ -50,9 +50,18 @@ def test_pulsatility_of_a_pulsating_and_a_steady_area():
     t = np.arange(0, 1.2, 1 / FPS)
     artery = 450 * (1 + 0.16 * np.array([pulse(x) for x in t]))
     vein = 800 + np.random.default_rng(0).normal(0, 5, t.size)
-    assert pulsatility(t, artery) > 0.1
+    cfg = IdentityConfig()
+    assert pulsatility(t, artery) > cfg.pulse_min
     assert pulsatility(t, vein) < 0.03
     assert math.isnan(pulsatility(t[:3], artery[:3]))
+
+
+def test_the_start_of_a_press_is_not_a_pulse():
+    """A vein narrowing smoothly as the probe presses late in the window must not read as pulsating."""
+    t = np.arange(0, 1.0, 1 / FPS)
+    s = np.clip((t - 0.6) / 0.8, 0, 1)
+    vein = 1000 * (1 - 0.3 * s * s * (3 - 2 * s))
+    assert pulsatility(t, vein) < IdentityConfig().contradict_min
 
 
 def test_pulsating_round_vessel_labelled_vein_is_the_artery():
