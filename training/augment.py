@@ -101,6 +101,26 @@ def screen_marks(images: torch.Tensor, gen: torch.Generator, p: float = 0.3) -> 
     return out
 
 
+def sector_edges(images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator,
+                 p: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Black wedges at the left and right edges of a random part of the batch: the trapezoid image of a
+    linear probe in steered/virtual-convex mode, whose bounding box the runtime crops. Labels under a
+    wedge become background (nothing is visible there)."""
+    n, _, h, w = images.shape
+    ys = torch.linspace(0, 1, h).view(h, 1)
+    xs = torch.linspace(0, 1, w).view(1, w)
+    out, lab = images.clone(), labels.clone()
+    for i in range(n):
+        if float(torch.rand(1, generator=gen)) >= p:
+            continue
+        slant = float(_uniform(1, 0.05, 0.2, gen))  # wedge width at the bottom, fraction of the width
+        top = float(_uniform(1, 0.0, 0.05, gen))
+        keep = (xs >= top + slant * ys) & (xs <= 1 - top - slant * ys)
+        out[i, 0] = torch.where(keep, out[i, 0], torch.zeros(()))
+        lab[i] = torch.where(keep, lab[i], torch.zeros((), dtype=lab.dtype))
+    return out, lab
+
+
 def augment(images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator,
             crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """images (N,1,H,W) in [0,1], labels (N,H,W) int64 -> augmented copies.
@@ -110,6 +130,7 @@ def augment(images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator,
     """
     out, lab = geometry(images, labels, gen)
     out = screen_marks(scanner(out, gen), gen)
+    out, lab = sector_edges(out, lab, gen)
     if crop is not None and crop < out.shape[-1]:
         y0 = int(torch.randint(0, out.shape[-2] - crop + 1, (1,), generator=gen))
         x0 = int(torch.randint(0, out.shape[-1] - crop + 1, (1,), generator=gen))
