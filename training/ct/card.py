@@ -15,7 +15,7 @@ def _metric_rows(m: dict) -> list[str]:
     at = m.get("at_threshold", {})
     best = next((v for k, v in m.items() if k.startswith("at_fppi_")), {})
     return [
-        f"| sensitivity (box, IoU >= 0.1) at the spec threshold {_fmt(at.get('threshold'))} | {_fmt(at.get('sensitivity'))} |",
+        f"| sensitivity (box, IoU >= 0.1) at threshold {_fmt(at.get('threshold'))} | {_fmt(at.get('sensitivity'))} |",
         f"| FPPI (false-positive boxes per slice) at that threshold | {_fmt(at.get('fppi'))} |",
         f"| precision at that threshold | {_fmt(at.get('precision'))} |",
         f"| thrombus-level sensitivity (>= 1 slice hit) | {_fmt(at.get('thrombus_sensitivity'))} |",
@@ -31,11 +31,15 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
     pre, dec = spec.preprocess, spec.extra.get("decode", {})
     tr, mets = spec.extra.get("training", {}), spec.extra.get("metrics", {})
     arch = tr.get("architecture", {})
+    real = tr.get("real_volume")
     lines = [
         f"# {spec.name}: 2.5D CT venography thrombus detector",
         "",
-        "**Research software, not for diagnostic use.** Trained and evaluated on synthetic phantoms only; its figures",
-        "say nothing about performance on patients.",
+        ("**Research software, not for diagnostic use.** Trained on synthetic phantoms and on ONE real contrast CT crop "
+         f"({real}) with synthetic filling defects inserted; no patient with a real thrombus was seen. Its figures say "
+         "nothing about performance on patients." if real else
+         "**Research software, not for diagnostic use.** Trained and evaluated on synthetic phantoms only; its figures "
+         "say nothing about performance on patients."),
         "",
         "## What it is",
         f"- Task: `{spec.task}`; one class (`thrombus`): a filling defect inside a contrast-filled deep vein.",
@@ -68,7 +72,8 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
             ruled = split == "validation" and "AFTER the plausibility rule" in str(mets.get("operating_point", ""))
             how = "per-slice detections after the plausibility rule, no linking" if ruled else \
                 "per-slice detections, no linking"
-            lines += [f"## Metrics: {split} (held-out phantom studies, {how})", "",
+            what = "validation studies" if split == "validation" else "held-out phantom studies"
+            lines += [f"## Metrics: {split} ({what}, {how})", "",
                       "| metric | value |", "|---|---|", *_metric_rows(mets[split]), ""]
             if split == "test" and "test_command" in mets:
                 lines += [f"Command: `{mets['test_command']}`", ""]
@@ -83,7 +88,9 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
             f"(>= {plaus.get('bone_hu')} HU: rib / vertebra, not a vein), when the median HU of its core is outside "
             f"{plaus.get('defect_lo_hu')}..{plaus.get('defect_hi_hu')} HU (not clot density), or when the surround's "
             f"98th percentile is less than {plaus.get('min_contrast_hu')} HU above the core (no filling defect). "
-            "Thresholds chosen so the validation true positives keep passing (phantoms only): "
+            "Thresholds chosen so the validation true positives keep passing ("
+            + (f"phantoms + real {cal['real_validation']['volume']} validation pairs" if cal.get("real_validation")
+               else "phantoms only") + "): "
             f"`{cal.get('command', '?')}`.",
             "",
         ]
@@ -111,6 +118,16 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
             f"| test studies (distractor probability) | {a['studies']} ({test.get('distractors', 0)}) | |",
             "",
         ]
+    gen = mets.get("generalisation", {})
+    if gen:
+        lines += ["## Generalisation (sets not drawn by the training renderer; lesion level with the runtime rule)", "",
+                  "| set | thrombus sens. (findings) | false findings / study | false findings / clean study | "
+                  "slice sens. @ FPPI<=0.25 | command |", "|---|---|---|---|---|---|"]
+        for key, g in gen.items():
+            lines.append(f"| {key} | {_fmt(g.get('thrombus_sensitivity'))} | {_fmt(g.get('fp_findings_per_study'))} | "
+                         f"{_fmt(g.get('fp_findings_per_clean_study'))} | {_fmt(g.get('slice_sens_at_fppi_0.25'))} | "
+                         f"`{g.get('command')}` |")
+        lines.append("")
     lines += [
         "## Limitations",
         "- Phantom anatomy and lesions are simplified (analytic shapes, Gaussian noise, no partial-volume along z,",

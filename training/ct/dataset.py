@@ -51,18 +51,19 @@ def prepare_study(study: Study, pre: dict) -> PreparedStudy:
 
 
 def _build_one(args) -> PreparedStudy:
-    seed, pre, size, distractors = args
-    return prepare_study(make_study(seed, size=size, distractors=distractors), pre)
+    seed, pre, size, distractors, wide = args
+    return prepare_study(make_study(seed, size=size, distractors=distractors, wide=wide), pre)
 
 
 def build_studies(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "studies",
-                  distractors: float = 0.0) -> list[PreparedStudy]:
+                  distractors: float = 0.0, wide: float = 0.0) -> list[PreparedStudy]:
     """Render and prepare phantom studies (in ``workers`` processes), printing progress.
 
-    distractors: probability per study of non-venous look-alikes (``training.ct.phantom.make_study``).
+    distractors: probability per study of non-venous look-alikes (``training.ct.phantom.make_study``);
+    wide: probability per study of the widened randomisation (contrast, calibre, region crops).
     """
     t0, out = time.perf_counter(), []
-    jobs = [(s, pre, size, distractors) for s in seeds]
+    jobs = [(s, pre, size, distractors, wide) for s in seeds]
     ctx = get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
         for i, st in enumerate(pool.imap(_build_one, jobs)):
@@ -70,6 +71,52 @@ def build_studies(seeds: list[int], pre: dict, size: int = 512, workers: int = 2
             if (i + 1) % 8 == 0 or i + 1 == len(seeds):
                 print(f"  {label}: {i + 1}/{len(seeds)} rendered ({time.perf_counter() - t0:.0f} s)", flush=True)
     return out
+
+
+def _build_real(args) -> list[PreparedStudy]:
+    from training.ct.real_lesions import make_pair
+
+    volume, seed, pre, size, clean = args
+    pair = make_pair(volume, seed, size=size)
+    out = [prepare_study(pair.lesion, pre)]
+    if clean:
+        out.append(prepare_study(pair.clean, pre))
+    return out
+
+
+def build_real_studies(volume: str, seeds: list[int], pre: dict, size: int = 512, workers: int = 1,
+                       label: str = "real", clean_every: int = 2) -> list[PreparedStudy]:
+    """Real anatomy with inserted defects (``training.ct.real_lesions``): the lesion study of every seed, and the
+    clean copy of every ``clean_every``-th seed (0 = none), prepared for the detector."""
+    t0, out = time.perf_counter(), []
+    jobs = [(volume, s, pre, size, clean_every > 0 and i % clean_every == 0) for i, s in enumerate(seeds)]
+    ctx = get_context("fork")
+    with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
+        for i, sts in enumerate(pool.imap(_build_real, jobs)):
+            out += sts
+            if (i + 1) % 8 == 0 or i + 1 == len(seeds):
+                print(f"  {label} ({volume}): {i + 1}/{len(seeds)} built ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return out
+
+
+class MixSampler:
+    """Crops drawn from several samplers: each item comes from sampler j with probability weights[j]."""
+
+    def __init__(self, samplers: list, weights: list[float], rng: np.random.Generator):
+        self.samplers, self.rng = samplers, rng
+        w = np.asarray(weights, np.float64)
+        self.p = w / w.sum()
+        self.pos = [p for s in samplers for p in s.pos]
+
+    def batch(self, n: int):
+        counts = self.rng.multinomial(n, self.p)
+        xs, boxes = [], []
+        for s, c in zip(self.samplers, counts):
+            if c:
+                x, b = s.batch(int(c))
+                xs.append(x)
+                boxes += b
+        return np.concatenate(xs), boxes
 
 
 class _Serial:
@@ -92,8 +139,10 @@ class CropSampler:
     symmetries of the task: a clot is a clot from either side and in either z direction).
     """
 
-    def __init__(self, studies: list[PreparedStudy], k: int, crop: int, rng: np.random.Generator):
+    def __init__(self, studies: list[PreparedStudy], k: int, crop: int, rng: np.random.Generator,
+                 geo_aug: bool = False, intensity_aug: bool = False):
         self.studies, self.k, self.crop, self.rng = studies, k, crop, rng
+        self.geo_aug, self.intensity_aug = geo_aug, intensity_aug
         self.pos = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.gt) if g]
         self.mim = [(s, i) for s, st in enumerate(studies) for i, g in enumerate(st.mimics) if g]
         self.all = [(s, i) for s, st in enumerate(studies) for i in range(len(st.slices))]
@@ -142,6 +191,16 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 x[b] = x[b, :, :, ::-1]
                 bb = [[c - g[2], g[1], c - g[0], g[3]] for g in bb]
+            if self.geo_aug:  # no anatomical layout to learn: any in-plane orientation, either up-down
+                if self.rng.random() < 0.5:
+                    x[b] = x[b, :, ::-1, :]
+                    bb = [[g[0], c - g[3], g[2], c - g[1]] for g in bb]
+                for _ in range(int(self.rng.integers(4))):  # 90 deg counter-clockwise: (x, y) -> (y, c - x)
+                    x[b] = np.rot90(x[b], 1, axes=(1, 2))
+                    bb = [[g[1], c - g[2], g[3], c - g[0]] for g in bb]
+            if self.intensity_aug and self.rng.random() < 0.5:  # window / gain jitter and extra noise (windowed units)
+                gain, shift = self.rng.uniform(0.85, 1.15), self.rng.uniform(-0.06, 0.06)
+                x[b] = np.clip(x[b] * gain + shift + self.rng.normal(0, self.rng.uniform(0, 0.04), x[b].shape), 0, 1)
             boxes.append(bb)
         return x, boxes
 

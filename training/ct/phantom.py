@@ -201,6 +201,34 @@ def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng:
     return img, masks
 
 
+def _widen(a: dict, rng: np.random.Generator, fov_mm: float) -> dict:
+    """Widened randomisation (``make_study(wide=P)``, its own generator so a seed's base study is unchanged):
+    venous contrast 120-450 HU (arteries 0.8-1.5x), vein calibre x0.6-1.3, and a region crop (a circle or a
+    rectangle of 45-130 mm around one vessel bundle, air outside) in half of the studies. Returns the crop spec
+    (or None in the dict under "crop")."""
+    v = rng.uniform(120, 450)
+    a["vein"] = v
+    a["vein_hu"] = {s: v * rng.uniform(0.93, 1.07) for s in (-1, 1)}
+    a["artery"] = float(np.clip(v * rng.uniform(0.8, 1.5), 150, 600))
+    f = rng.uniform(0.6, 1.3)
+    a["vein_r"] = {s: r * f for s, r in a["vein_r"].items()}
+    if rng.random() < 0.5:
+        return {"side": int(rng.choice([-1, 1])), "r": rng.uniform(45, 130), "rect": bool(rng.random() < 0.5),
+                "aspect": rng.uniform(0.6, 1.0), "dx": rng.uniform(-20, 20), "dy": rng.uniform(-20, 20)}
+    return None
+
+
+def _crop_mask(crop: dict, a: dict, level: float, shape, ps: float) -> np.ndarray:
+    _, (vx, vy, _) = _vessel_frame(a, crop["side"], 150.0)  # fixed window (a reconstruction field)
+    h, w = shape
+    xs = (np.arange(w, dtype=np.float32) + 0.5 - w / 2) * ps - (vx + crop["dx"])
+    ys = (np.arange(h, dtype=np.float32) + 0.5 - h / 2) * ps - (vy + crop["dy"])
+    r, ry = crop["r"], crop["r"] * crop["aspect"]
+    if crop["rect"]:
+        return (np.abs(xs)[None, :] <= r) & (np.abs(ys)[:, None] <= ry)
+    return (xs[None, :] / r) ** 2 + (ys[:, None] / ry) ** 2 <= 1.0
+
+
 def _box_of(mask) -> list[float] | None:
     if isinstance(mask, tuple):
         return None
@@ -214,7 +242,7 @@ def _box_of(mask) -> list[float] | None:
 
 def make_study(seed: int, size: int = 512, n_slices: int | None = None, thickness_mm: float | None = None,
                n_thrombi: int | None = None, n_streaks: int | None = None,
-               distractors: float | bool = False) -> Study:
+               distractors: float | bool = False, wide: float | bool = False) -> Study:
     """Render the phantom study of ``seed`` (same seed -> identical study).
 
     distractors: probability (True = 1) that the study carries non-venous look-alikes (:func:`_sample_distractors`),
@@ -252,6 +280,10 @@ def make_study(seed: int, size: int = 512, n_slices: int | None = None, thicknes
             params = {"hu": rng.uniform(70, 120), "angle": rng.uniform(0, 2 * math.pi), "period": rng.uniform(25, 60),
                       "len": rng.uniform(0.6, 0.85), "thin": rng.uniform(0.2, 0.35)}
         lesions.append(Lesion(kind, side, (lo, lo + length), params))
+    wrng = np.random.default_rng([seed, 0x51DE])
+    crop = None
+    if float(wide) > 0 and wrng.random() < float(wide):
+        crop = _widen(a, wrng, size * ps)
     drng = np.random.default_rng([seed, 0xD157])
     distract = None
     if float(distractors) > 0 and drng.random() < float(distractors):
@@ -264,6 +296,10 @@ def make_study(seed: int, size: int = 512, n_slices: int | None = None, thicknes
         srng = np.random.default_rng([seed, i])
         cs: list = []
         hu[i], masks = _render(a, float(levels[i]), (size, size), ps, lesions, srng, distract, cs)
+        if crop is not None:  # a region crop: only a window of the body was reconstructed / is in the field
+            keep = _crop_mask(crop, a, float(levels[i]), (size, size), ps)
+            hu[i][~keep] = AIR + srng.standard_normal(int((~keep).sum())).astype(np.float32) * 4.0
+            masks = {j: m * keep for j, m in masks.items()}
         centres.append([(x / ps + size / 2, y / ps + size / 2) for x, y in cs])
         for j, m in masks.items():
             box = _box_of(m)

@@ -42,7 +42,6 @@ from training.ct.card import write_model_card
 from training.ct.model_paths import find_models
 from training.ct.dataset import predict_study, prepare_study
 from training.ct.phantom import Study, make_study
-from training.ct.train import study_seeds
 
 
 def slice_features(study: Study, preds, p: PlausibilityParams) -> list[list[dict]]:
@@ -108,8 +107,31 @@ def choose_params(tp_feats: list[dict]) -> PlausibilityParams:
         min_contrast_hu=round(max(0.0, float(np.percentile(con, 0.5)) - 10), 1))
 
 
+def _validation_studies(spec, studies: int, real_studies: int):
+    """(label, Study) of the model's validation split: phantom seeds ``10000*seed + 5000 + i`` and, for a model
+    trained with real inserted lesions, the lesion study and clean copy of its real validation seeds (same source
+    volume as training; the other volume stays held out)."""
+    from training.ct.train import study_seeds  # (imports torch: only where needed)
+
+    tr = spec.extra["training"]
+    p_dis, wide = float(tr.get("distractors", 0.0)), float(tr.get("wide", 0.0) or 0.0)
+    for seed in study_seeds(int(tr["seed"]), studies, "val"):
+        yield f"phantom-{seed}", make_study(seed, size=int(tr.get("phantom_size", 512)), distractors=p_dis, wide=wide)
+    vol = tr.get("real_volume")
+    if vol and real_studies:
+        from training.ct.real_lesions import make_pair
+
+        lo, hi = tr["real_val_seeds"][0], tr["real_val_seeds"][-1]
+        for seed in range(lo, min(hi + 1, lo + real_studies)):
+            pair = make_pair(vol, seed, size=int(tr.get("phantom_size", 512)))
+            yield f"{vol}-{seed}", pair.lesion
+            yield f"{vol}-{seed}-clean", pair.clean
+
+
 def calibrate(model: Path, studies: int, threads: int, record: bool, command: str, op_fppi: float | None = None,
-              floor: float = 0.05) -> dict:
+              floor: float = 0.05, real_studies: int = 0) -> dict:
+    from training.ct.train import study_seeds
+
     spec = load_spec(model)
     tr = spec.extra["training"]
     seeds = study_seeds(int(tr["seed"]), studies, "val")
@@ -120,9 +142,10 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
     base = PlausibilityParams()
     rows = []  # (study index, slice, feature, is_tp)
     cache = []
-    print(f"{spec.name}: {studies} validation studies (seeds {seeds[0]}..{seeds[-1]}, distractors {p_dis}) ...", flush=True)
-    for s, seed in enumerate(seeds):
-        st = make_study(seed, size=int(tr.get("phantom_size", 512)), distractors=p_dis)
+    print(f"{spec.name}: {studies} validation studies (seeds {seeds[0]}..{seeds[-1]}, distractors {p_dis})"
+          + (f" + {real_studies} real {tr.get('real_volume')} validation pairs" if tr.get("real_volume") and real_studies else "")
+          + " ...", flush=True)
+    for s, (label, st) in enumerate(_validation_studies(spec, studies, real_studies)):
         preds = predict_study(infer, prepare_study(st, spec.preprocess), spec, floor)
         feats = slice_features(st, preds, base)
         for i, ((boxes, scores), fs) in enumerate(zip(preds, feats)):
@@ -156,6 +179,8 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
             reasons[key] = reasons.get(key, 0) + 1
     stats = {
         "studies": studies, "seeds": [seeds[0], seeds[-1]], "distractors": p_dis, "threshold": thr,
+        "real_validation": ({"volume": tr.get("real_volume"), "pairs": real_studies}
+                            if tr.get("real_volume") and real_studies else None),
         "params_from_threshold": old_thr, "validation_with_rule": val_rule,
         "tp_detections": len(tp_feats), "fp_detections": sum(1 for r in rows if not r[3]),
         "rejected": reasons, "lesion_before": sum_lesion(before), "lesion_after": sum_lesion(after),
@@ -180,6 +205,46 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
     return {"params": p.to_json(), **stats}
 
 
+def lesion_operating_point(model: Path, studies: int, threads: int, record: bool, command: str, max_fp: float,
+                           real_studies: int = 0, floor: float = 0.05) -> dict:
+    """Re-choose the operating point at LESION level on the validation split, keeping the spec's rule: the lowest
+    (most sensitive) threshold whose linked findings, after the rule, give <= ``max_fp`` false findings per
+    validation study (clean copies included). The rule's parameters are not refitted."""
+    spec = load_spec(model)
+    p = PlausibilityParams.from_spec(spec)
+    backend = OnnxRuntimeBackend(model, threads=threads)
+    infer = (lambda x: backend.infer({spec.input.name: x}))
+    cache = []
+    for label, st in _validation_studies(spec, studies, real_studies):
+        preds = predict_study(infer, prepare_study(st, spec.preprocess), spec, floor)
+        kept = apply_rule(preds, slice_features(st, preds, p), p) if p.enabled else preds
+        cache.append((label, st, kept))
+        print(f"  {label}: {len(st.hu)} slices, {len(st.thrombi)} thrombi", flush=True)
+    backend.close()
+    old_thr = float(spec.extra["decode"]["score_threshold"])
+    curve = []
+    for t in np.round(np.arange(0.10, 0.951, 0.01), 2):
+        tot = sum_lesion([lesion_eval(st, kept, float(t)) for _, st, kept in cache])
+        curve.append({"threshold": float(t), "thrombus_sensitivity": tot["thrombus_sensitivity"],
+                      "fp_findings_per_study": tot["fp_findings_per_study"]})
+    ok = [c for c in curve if c["fp_findings_per_study"] <= max_fp]
+    pick = ok[0] if ok else curve[-1]
+    thr = pick["threshold"]
+    print(json.dumps({"picked": pick, "previous_threshold": old_thr}), flush=True)
+    if record:
+        spec.extra["decode"]["score_threshold"] = thr
+        spec.extra.setdefault("metrics", {})["operating_point"] = (
+            f"most sensitive threshold with <= {max_fp:g} false finding(s) per validation study at lesion level "
+            f"(linked findings after the plausibility rule; {len(cache)} validation studies incl. clean copies; "
+            f"{command}); before: {old_thr} (per-slice FPPI <= 0.2 on validation)")
+        spec.extra["lesion_operating_point"] = {"max_fp_findings_per_study": max_fp, "picked": pick,
+                                                "previous_threshold": old_thr, "curve": curve,
+                                                "validation_studies": [c[0] for c in cache], "command": command}
+        save_spec(spec, model)
+        write_model_card(spec, model.with_suffix(".md"))
+    return pick
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Calibrate the CT plausibility rule on validation phantoms.")
     ap.add_argument("--models", required=True, type=Path)
@@ -188,10 +253,20 @@ def main(argv=None) -> int:
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--op-fppi", type=float, default=None,
                     help="also re-choose the operating point: most sensitive threshold with FPPI <= this AFTER the rule")
+    ap.add_argument("--real-studies", type=int, default=0,
+                    help="also use this many real validation pairs (lesion + clean) of the model's training volume")
+    ap.add_argument("--op-findings", type=float, default=None,
+                    help="instead: keep the rule, re-choose the operating point as the most sensitive threshold with "
+                         "<= this many false findings per validation study (lesion level)")
     args = ap.parse_args(argv)
     command = "python -m training.ct.plausibility " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.op_findings is not None:
+        for model in find_models(args.models):
+            lesion_operating_point(model, args.studies, args.threads, args.record, command, args.op_findings,
+                                   args.real_studies)
+        return 0
     for model in find_models(args.models):
-        calibrate(model, args.studies, args.threads, args.record, command, args.op_fppi)
+        calibrate(model, args.studies, args.threads, args.record, command, args.op_fppi, real_studies=args.real_studies)
     return 0
 
 

@@ -25,7 +25,7 @@ from edge.spec import ModelSpec, TensorSpec
 from export.onnx_export import export_onnx
 from training.ct import metrics
 from training.ct.card import write_model_card
-from training.ct.dataset import CropSampler, build_studies, predict_study
+from training.ct.dataset import CropSampler, MixSampler, build_real_studies, build_studies, predict_study
 from training.ct.detector import STRIDE, CTDet, detector_loss, make_targets
 
 OUTPUTS = ["heatmap", "box"]
@@ -89,14 +89,24 @@ def train(args) -> Path:
     pre = spec0.preprocess
     print(f"ctdet-k{args.k}: building {args.studies} training + {args.val_studies} validation phantom studies", flush=True)
     train_set = build_studies(study_seeds(args.seed, args.studies, "train"), pre, args.phantom_size, args.workers, "train",
-                              args.distractors)
+                              args.distractors, args.wide)
     val_set = build_studies(study_seeds(args.seed, args.val_studies, "val"), pre, args.phantom_size, args.workers, "val",
-                            args.distractors)
+                            args.distractors, args.wide)
+    real_train: list = []
+    if args.real:  # real anatomy with inserted defects, ONE source volume (the other one is held out)
+        real_train = build_real_studies(args.real, study_seeds(args.seed, args.real_studies, "train"), pre,
+                                        args.phantom_size, args.workers, "train")
+        val_set += build_real_studies(args.real, study_seeds(args.seed, args.real_val_studies, "val"), pre,
+                                      args.phantom_size, args.workers, "val", clean_every=1)
     t_data = time.perf_counter() - t_start
-    sampler = CropSampler(train_set, args.k, args.crop, rng)
-    print(f"  {sum(len(s.slices) for s in train_set)} training slices, {len(sampler.pos)} with thrombus "
+    sampler = CropSampler(train_set, args.k, args.crop, rng, args.geo_aug, args.intensity_aug)
+    if real_train:
+        sampler = MixSampler([sampler, CropSampler(real_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug)],
+                             [1 - args.real_weight, args.real_weight], rng)
+    print(f"  {sum(len(s.slices) for s in train_set + real_train)} training slices, {len(sampler.pos)} with thrombus "
           f"({t_data:.0f} s)", flush=True)
 
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     model = CTDet(args.k, args.width, args.head)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * args.steps_per_epoch
@@ -106,6 +116,9 @@ def train(args) -> Path:
     hs = args.crop // STRIDE
     history = []
     for epoch in range(args.epochs):
+        if args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes:
+            print(f"  stopping after {epoch} epochs: --max-minutes {args.max_minutes} reached", flush=True)
+            break
         model.train()
         t0, acc = time.perf_counter(), {"loss": 0.0, "heat": 0.0, "box": 0.0}
         for _ in range(args.steps_per_epoch):
@@ -122,6 +135,8 @@ def train(args) -> Path:
             acc["box"] += parts["box"]
         avg = {k: round(v / args.steps_per_epoch, 4) for k, v in acc.items()}
         history.append(avg)
+        if args.checkpoint:
+            torch.save(model.state_dict(), Path(args.out) / f"ctdet-k{args.k}.pt")
         print(f"  epoch {epoch + 1}/{args.epochs}: loss {avg['loss']:.4f} (heat {avg['heat']:.4f}, box {avg['box']:.4f}) "
               f"lr {sched.get_last_lr()[0]:.2e} {time.perf_counter() - t0:.0f} s", flush=True)
     t_train = time.perf_counter() - t_start - t_data
@@ -146,7 +161,15 @@ def train(args) -> Path:
             "command": "python -m training.ct.train " + " ".join(sys.argv[1:]) if args.record_argv else args.command,
             "seed": args.seed, "data": "synthetic CT venography phantoms (training.ct.phantom), no patient data"
                     + (f"; {args.distractors:.0%} of studies with non-venous distractors (ribs, bowel, organs, nodes, "
-                       "vessels, calcifications, streaks)" if args.distractors else ""),
+                       "vessels, calcifications, streaks)" if args.distractors else "")
+                    + (f"; {args.wide:.0%} with widened randomisation (contrast 120-450 HU, calibre, region crops)"
+                       if args.wide else "")
+                    + (f"; real contrast CT ({args.real} crop, TotalSegmentator test data, Apache-2.0) with inserted "
+                       f"filling defects (training.ct.real_lesions), {args.real_weight:.0%} of training crops; the "
+                       f"other source volume is held out" if args.real else ""),
+            "real_volume": args.real, "real_train_seeds": study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)] if args.real else None,
+            "real_val_seeds": study_seeds(args.seed, args.real_val_studies, "val")[::max(args.real_val_studies - 1, 1)] if args.real else None,
+            "wide": args.wide, "geo_aug": args.geo_aug, "intensity_aug": args.intensity_aug,
             "train_study_seeds": [study_seeds(args.seed, args.studies, "train")[0], study_seeds(args.seed, args.studies, "train")[-1]],
             "val_study_seeds": [study_seeds(args.seed, args.val_studies, "val")[0], study_seeds(args.seed, args.val_studies, "val")[-1]],
             "phantom_size": args.phantom_size, "distractors": args.distractors, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
@@ -191,6 +214,17 @@ def parse_args(argv=None):
     ap.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
     ap.add_argument("--distractors", type=float, default=0.0,
                     help="probability per phantom study of non-venous look-alikes (ribs, bowel, organs, nodes, ...)")
+    ap.add_argument("--wide", type=float, default=0.0,
+                    help="probability per phantom study of widened randomisation (contrast, vein calibre, region crops)")
+    ap.add_argument("--real", choices=["aorta", "pulmonary"], default=None,
+                    help="also train on real anatomy with inserted defects from this ONE source volume")
+    ap.add_argument("--real-studies", type=int, default=48, help="real lesion studies (clean copies of every 2nd)")
+    ap.add_argument("--real-val-studies", type=int, default=8, help="real validation studies (+ their clean copies)")
+    ap.add_argument("--real-weight", type=float, default=0.5, help="share of training crops from the real studies")
+    ap.add_argument("--geo-aug", action="store_true", help="random 90-degree rotations and up-down flips of crops")
+    ap.add_argument("--intensity-aug", action="store_true", help="gain / offset / noise jitter of crops")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="stop starting epochs after this many minutes")
+    ap.add_argument("--checkpoint", action="store_true", help="save DIR/ctdet-k{k}.pt after every epoch")
     args = ap.parse_args(argv)
     args.record_argv = argv is None
     args.command = "training.ct.train.train(" + " ".join(argv or []) + ")"
