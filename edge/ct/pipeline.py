@@ -56,7 +56,7 @@ class ModelDetector:
     ``rejected`` as (Detection, reason) - never dropped silently; ``run_pipeline`` reports them as a warning.
     """
 
-    def __init__(self, backend, spec, score_threshold: float | None = None, plausibility=None):
+    def __init__(self, backend, spec, score_threshold: float | None = None, plausibility=None, lumen=None):
         try:
             from edge.ct import decode as _decode
         except ImportError as exc:
@@ -76,11 +76,19 @@ class ModelDetector:
         from edge.ct.plausibility import PlausibilityParams
         self.plausibility = plausibility if plausibility is not None else PlausibilityParams.from_spec(spec)
         self.rejected: list[tuple[Detection, str]] = []
+        from edge.ct.lumen import LumenParams, LumenStage
+        self.lumen = lumen if lumen is not None else LumenParams.from_spec(spec)
+        self._lumen_stage = LumenStage(self.lumen) if self.lumen.enabled else None
+        self.lumen_last: list[tuple[tuple, float, float]] = []  # (box, lumen score, heatmap max) of the last slice
+        if self._lumen_stage is not None:
+            self.timing["lumen"] = []
 
     def reset(self) -> None:
         """Start a new series: slice indices restart at 0, so prepared slices and timings are dropped."""
         self._prepared.clear()
         self.rejected = []
+        if self._lumen_stage is not None:
+            self._lumen_stage.reset()
         for v in self.timing.values():
             v.clear()
 
@@ -103,6 +111,8 @@ class ModelDetector:
         dets = self._dec.decode_detections(outputs, self.spec, slice_index=centre.index,
                                            pixel_spacing_mm=centre.pixel_spacing_mm,
                                            original_shape=centre.hu.shape, score_threshold=self.score_threshold)
+        if self._lumen_stage is not None:
+            dets = self._add_lumen(window, centre, outputs, dets)
         if self.plausibility.enabled and dets:
             from edge.ct.plausibility import check
             kept = []
@@ -117,6 +127,24 @@ class ModelDetector:
         for key, dt in (("preprocess", t1 - t0), ("infer", t2 - t1), ("decode", t3 - t2)):
             self.timing[key].append(dt * 1e3)
         return list(dets)
+
+    def _add_lumen(self, window: list[CTSlice], centre: CTSlice, outputs: dict, dets: list[Detection]) -> list[Detection]:
+        """The vessel-lumen candidates (``edge.ct.lumen``) of the centre slice fused with the learned ones."""
+        from edge.ct.lumen import fuse, heat_max
+
+        t0 = time.perf_counter()
+        cands = self._lumen_stage.detect(window, centre)
+        dec = self._dec.decode_params(self.spec)
+        heat = self._dec.sigmoid(np.asarray(outputs[dec["heatmap_output"]])[0, 0])
+        scale, offset = self._dec.grid_transform(centre.hu.shape, centre.pixel_spacing_mm, self._pre)
+        hm = [heat_max(heat, b, (scale, offset, float(dec["stride"]))) for b, _ in cands]
+        self.lumen_last = [(b, s, h) for (b, s), h in zip(cands, hm)]
+        op = float(dec["score_threshold"])
+        out = fuse(dets, cands, hm, self.lumen, op, centre.index)
+        if self.score_threshold is not None:
+            out = [d for d in out if d.score >= self.score_threshold]
+        self.timing["lumen"].append((time.perf_counter() - t0) * 1e3)
+        return out
 
 
 @dataclass
@@ -249,8 +277,12 @@ def default_model_path() -> Path:
     return Path(str(files("edge.ct").joinpath("assets", "ctdet-k3.onnx")))
 
 
-def open_model_detector(model: str | Path | None, backend: str = "auto", score_threshold: float | None = None):
-    """(ModelDetector, backend Choice, model path). ModelError when the model or its spec is missing."""
+def open_model_detector(model: str | Path | None, backend: str = "auto", score_threshold: float | None = None,
+                        lumen: bool | None = None):
+    """(ModelDetector, backend Choice, model path). ModelError when the model or its spec is missing.
+
+    lumen: None = as the spec says (``extra["lumen"]["enabled"]``); True / False switch the vessel-lumen stage on or
+    off (on with the spec's parameters, or the defaults of ``edge.ct.lumen.LumenParams`` without a block)."""
     from edge.backends import open_backend
     from edge.spec import load_spec
 
@@ -261,7 +293,14 @@ def open_model_detector(model: str | Path | None, backend: str = "auto", score_t
     spec = load_spec(path)
     be, choice = open_backend(path, backend)
     try:
-        return ModelDetector(be, spec, score_threshold), choice, path
+        from dataclasses import replace
+
+        from edge.ct.lumen import LumenParams
+        lp = LumenParams.from_spec(spec)
+        if lumen is not None:
+            block = (spec.extra or {}).get("lumen")
+            lp = replace(LumenParams.from_dict(block) if isinstance(block, dict) else LumenParams(), enabled=bool(lumen))
+        return ModelDetector(be, spec, score_threshold, lumen=lp), choice, path
     except Exception:
         be.close()
         raise
