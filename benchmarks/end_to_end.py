@@ -142,6 +142,23 @@ def _summarise(sc: Scenario, rows, t_start: float, warmup_s: float, backlog: int
     return block
 
 
+def _ms(v) -> str:
+    return "n/a" if v is None else f"{v:.1f} ms"
+
+
+def scenario_line(name: str, block: dict) -> str:
+    """One console line per scenario. A scenario that processed no frame after its warm-up (a loaded
+    machine, a slow backend) has no rate or ages: the line says so instead of formatting None."""
+    fps, age = block.get("fps_processed"), block.get("frame_age_ms") or {}
+    if not block.get("frames_processed"):
+        return (f"  {name:<14} no frame processed after the warm-up ({block.get('frames_offered', 0)} offered): "
+                "the machine is too loaded or the backend too slow for this scenario; no rate or age measured")
+    rate = "   n/a fps processed" if fps is None else f"{fps:6.1f} fps processed"
+    return (f"  {name:<14} {rate}, dropped {block['dropped']}/{block['frames_offered']}, "
+            f"age p50 {_ms(age.get('p50'))} p99 {_ms(age.get('p99'))}"
+            + (f", backlog {block['backlog_at_end']}" if block.get("backlog_at_end") else ""))
+
+
 def run_end_to_end(cfg: BenchConfig, backend, spec, clip: Path, log=print) -> dict:
     """Every scenario on one backend (created by the caller, reused: no per-scenario session creation)."""
     x = np.zeros([d if isinstance(d, int) else 1 for d in spec.input.shape], dtype=spec.input.dtype)
@@ -151,9 +168,6 @@ def run_end_to_end(cfg: BenchConfig, backend, spec, clip: Path, log=print) -> di
     for sc in scenarios(cfg):
         block = run_scenario(sc, backend, spec, clip, cfg.e2e_warmup_s)
         out.append(block)
-        log(f"  {sc.name:<14} {block['fps_processed'] or 0:6.1f} fps processed, dropped {block['dropped']}"
-            f"/{block['frames_offered']}, age p50 {block['frame_age_ms']['p50']:.1f} ms p99 "
-            f"{block['frame_age_ms']['p99']:.1f} ms" + (f", backlog {block['backlog_at_end']}"
-                                                       if block["backlog_at_end"] else ""))
+        log(scenario_line(sc.name, block))
     return {"backend": backend.name, "clip": clip.name, "stages": list(STAGES) + ["track+measure"],
             "scenarios": out}

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 from typing import Callable, Sequence
 
-from edge.errors import DvtEdgeError
+from edge.errors import DvtEdgeError, Terminated
 
 Registrar = Callable[[argparse._SubParsersAction], None]
 
@@ -85,14 +87,27 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    # --debug is accepted anywhere on the line (`dvt-edge us run x --debug`, `dvt-edge train us ... --debug`),
+    # not only before the command, where argparse alone would take it
+    argv = [a for a in argv if a != "--debug"]
     if not debug:
         _quiet_native_logs()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.debug = debug
+    # SIGTERM (a service manager, `kill`, a container stop) ends a run like Ctrl-C: outputs are closed and a
+    # report marked incomplete is written, instead of the process vanishing with half-written files.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except DvtEdgeError as exc:
@@ -100,9 +115,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dvt-edge: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("dvt-edge: terminated (SIGTERM); outputs so far are closed and marked incomplete", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("dvt-edge: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: one line here, the traceback with --debug
+        if debug:
+            raise
+        msg = " ".join(str(exc).split())
+        print(f"dvt-edge: error: unexpected {type(exc).__name__}: {msg} (run again with --debug for the "
+              "traceback, and report it)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

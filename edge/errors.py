@@ -54,3 +54,11 @@ class OutputError(DvtEdgeError):
     """An output file (video, report, plot) cannot be created or written. The message names the path."""
 
     exit_code = 7
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLI's handler so a run stops as it does on Ctrl-C: sinks
+    close, the report is written with ``complete: false``, the video is finished (playable) or absent."""
+
+    def __init__(self, message: str = "terminated (SIGTERM)"):
+        super().__init__(message)

@@ -34,8 +34,12 @@ def _register_fp16(esub: argparse._SubParsersAction) -> None:
                    help="ultrasound models: compare with FP32 on the demo clips (ONNX Runtime CPU; ~1 min)")
 
     def run(a: argparse.Namespace) -> int:
+        from edge.errors import InputError
         from edge.spec import load_spec
-        from export.fp16 import convert_fp16, fp16_sibling
+
+        if not a.model.is_file():
+            raise InputError(f"{a.model}: model not found (pass the FP32 .onnx with its .json spec beside it)")
+        convert_fp16, fp16_sibling = _fp16_tools()
 
         out = a.out or fp16_sibling(a.model)
         spec = convert_fp16(a.model, out)
@@ -49,6 +53,20 @@ def _register_fp16(esub: argparse._SubParsersAction) -> None:
         return _demo_parity(a.model, out)
 
     p.set_defaults(func=run)
+
+
+def _fp16_tools():
+    """(convert_fp16, fp16_sibling), or one clear line when the [export] extra is not installed."""
+    from edge.errors import DvtEdgeError
+
+    try:
+        from export.fp16 import convert_fp16, fp16_sibling
+        import onnxconverter_common  # noqa: F401 - checked here so the message comes before any work
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise DvtEdgeError(f"'dvt-edge export fp16' needs the [export] extra (onnx, onnxconverter-common), "
+                           f"and '{missing}' is not installed: pip install 'dvt-edge[export]'") from exc
+    return convert_fp16, fp16_sibling
 
 
 def _demo_parity(fp32: Path, fp16: Path) -> int:

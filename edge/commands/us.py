@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -10,10 +11,11 @@ import numpy as np
 
 from edge.assets import us_model
 from edge.backends.select import BACKEND_NAMES, open_backend
-from edge.errors import ConfigError, InputError
+from edge.atomic import write_bytes_atomic
+from edge.errors import ConfigError, InputError, OutputError
 from edge.sinks.report import processing_ms
 from edge.spec import load_spec
-from edge.us.job import run_us_job
+from edge.us.job import check_crop, run_us_job
 from edge.us.pipeline import UsConfig
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, find_image_region, to_grey
@@ -45,6 +47,14 @@ def print_verdict(report: dict, label: str = "") -> None:
         timing = f"processing {processing_ms(report):.1f} ms per frame (median; --pace gives live latency)"
     print(f"{label}frames: {report['frames']} processed, {report['dropped_frames']} dropped; {timing} "
           f"[{report['backend']}]")
+    facts = report.get("input") or {}
+    if facts.get("frames_expected"):
+        print(f"{label}input: {facts['frames_read']} of {facts['frames_expected']} frames read"
+              + (" (stopped by --max-frames)" if facts.get("stopped_by") == "max_frames" else ""))
+    for w in report.get("warnings", []):
+        print(f"{label}WARNING: {w}")
+    if not report.get("complete", True):
+        print(f"{label}INCOMPLETE: the result covers only part of the input")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,17 +72,39 @@ def run(args: argparse.Namespace) -> int:
         if path:
             print(f"{what}: {path}")
     print(DISCLAIMER)
+    if res.report is not None and not res.report.get("complete", True):
+        # the outputs are written, but a truncated input must not pass as a finished run in a script
+        print("dvt-edge: error: the input ended early (see the warning above); the report says complete: false",
+              file=sys.stderr)
+        return InputError.exit_code
     return 0
+
+
+def check_images(images: list[Path], out: Path) -> None:
+    """Before any work: ``--out`` is not a file, and no two inputs would write the same label file."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: is an existing file, not a folder; name a folder for the label PNGs")
+    seen: dict[str, Path] = {}
+    for path in images:
+        dest = _label_name(path)
+        if dest in seen:
+            raise ConfigError(f"'{seen[dest]}' and '{path}' would both be written to {out / dest}; "
+                              "rename one, or segment them in separate runs with different --out folders")
+        seen[dest] = path
+        if not Path(path).is_file():
+            raise InputError(f"{path}: image not found (no such file)")
+
+
+def _label_name(path: Path) -> str:
+    return f"{Path(path).stem}_labels.png"
 
 
 def segment(args: argparse.Namespace) -> int:
     """One label PNG per image, same size as the input: 0 background, 1 artery, 2 vein."""
-    model = args.model or us_model()
-    spec = load_spec(model)
-    backend, choice = open_backend(model, args.backend, threads=args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
     crop = parse_crop(args.crop)
-    for path in args.images:
+    check_images(args.images, args.out)
+    greys = []
+    for path in args.images:  # read and check every input before the model runs or anything is written
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise InputError(f"{path}: not a readable image (PNG, JPEG, BMP or TIFF expected)")
@@ -81,6 +113,16 @@ def segment(args: argparse.Namespace) -> int:
         if img.ndim == 3 and img.shape[2] == 4:
             img = img[:, :, :3]
         grey = to_grey(img)
+        check_crop(crop, (grey.shape[1], grey.shape[0]), str(path))
+        greys.append(grey)
+    model = args.model or us_model()
+    spec = load_spec(model)
+    backend, choice = open_backend(model, args.backend, threads=args.threads)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--out {args.out}: cannot create the folder: {exc.strerror or exc}") from exc
+    for path, grey in zip(args.images, greys):
         region = crop or find_image_region(grey)
         pre = Preprocessor(spec, region=region)
         x_in, _ = pre(grey)
@@ -88,9 +130,11 @@ def segment(args: argparse.Namespace) -> int:
         x, y, w, h = region
         full = np.zeros(grey.shape, np.uint8)
         full[y:y + h, x:x + w] = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-        dest = args.out / f"{Path(path).stem}_labels.png"
-        if not cv2.imwrite(str(dest), full):
-            raise InputError(f"{dest}: cannot write the label image")
+        dest = args.out / _label_name(path)
+        ok, buf = cv2.imencode(".png", full)
+        if not ok:
+            raise OutputError(f"{dest}: cannot encode the label image")
+        write_bytes_atomic(dest, buf.tobytes(), "the label image")
         counts = np.bincount(full.ravel(), minlength=3)
         print(f"{path} -> {dest}  (artery {counts[1]} px, vein {counts[2]} px)")
     print(f"backend: {choice.name}. {DISCLAIMER}")

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default auto)")
         p.add_argument("--model", type=Path, help="detector .onnx with its .json spec (default: the packaged ctdet-k3)")
         p.add_argument("--k", type=int, default=None, help="slices per window: 1, 3 or 11 (default: the model's)")
-        p.add_argument("--score-threshold", type=float, default=None, help="minimum detection score (default: the model's)")
+        p.add_argument("--score-threshold", type=_score, default=None,
+                       help="minimum detection score, 0 to 1 (default: the model's)")
         p.add_argument("--series-uid", default=None, help="series to process: full SeriesInstanceUID or the short hash")
 
     scan = sub.add_parser("scan", help="detect DVT candidates in a DICOM folder or a NIfTI file",
@@ -49,6 +50,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listen.add_argument("--once", action="store_true", help="exit after the first study")
     common(listen)
     listen.set_defaults(func=cmd_listen)
+
+
+def _score(text: str) -> float:
+    """argparse type of --score-threshold: a number in [0, 1] (detector scores are probabilities)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number; give a score between 0 and 1, e.g. 0.3") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..1; detector scores are between 0 and 1, e.g. 0.3")
+    return value
+
+
+def check_scan_outputs(out: Path | None, json_path: Path | None) -> None:
+    """OutputError before the scan starts: --out naming an existing file; --json naming a folder or a file in
+    a folder that does not exist (found out only after the whole scan otherwise)."""
+    from edge.errors import OutputError
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: is an existing file, not a folder; name a folder for the key images and report.json")
+    if json_path is not None:
+        if json_path.is_dir():
+            raise OutputError(f"--json {json_path}: is a folder; name the report file, e.g. {json_path / 'report.json'}")
+        if not json_path.parent.is_dir():
+            raise OutputError(f"--json {json_path}: folder {json_path.parent} does not exist; create it or pick another path")
 
 
 def _open_detector(args: argparse.Namespace):
@@ -88,7 +114,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from edge.ct.job import close_detector, open_input
 
+    from edge.ct.job import clear_outputs
+
+    check_scan_outputs(args.out, args.json)
     stream, kind = open_input(args.path, args.series_uid)
+    clear_outputs(args.out, args.json)
     detector, backend, model = _open_detector(args)
     try:
         k = _check_k(args, detector)

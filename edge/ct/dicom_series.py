@@ -200,16 +200,39 @@ def _read_header(path: Path):
     return ds, None
 
 
+#: CT Image Storage, Enhanced CT, Legacy Converted Enhanced CT
+CT_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"})
+
+
+def not_ct_reason(ds) -> str | None:
+    """None when ``ds`` is to be read as a CT slice, else why it is skipped ("Modality is MR (not CT)").
+
+    A file whose File Meta says CT Image Storage but whose data set ends before its Modality is a truncated
+    CT slice, not a non-CT file: it is taken as CT, so :func:`check_complete` names it as truncated."""
+    modality = str(ds.get("Modality", "") or "")
+    if modality == "CT":
+        return None
+    sop = ""
+    if getattr(ds, "file_meta", None) is not None:
+        sop = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "")
+    sop = sop or str(ds.get("SOPClassUID", "") or "")
+    if not modality and sop in CT_SOP_CLASSES:
+        return None
+    return f"Modality is {modality or 'missing'} (not CT)"
+
+
 def check_complete(ds, where: str) -> None:
     """InputError when an image's pixel data is missing or shorter than Rows x Columns x BitsAllocated."""
     if "PixelData" not in ds:
-        raise InputError(f"{where}: truncated DICOM file (no complete pixel data)")
+        raise InputError(f"{where}: truncated DICOM file (it ends before its complete pixel data); copy the "
+                         "file again from the source, or move it out of the folder")
     ts = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
     if ts is None or not ts.is_compressed:
         need = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * int(ds.get("BitsAllocated", 16)) // 8
         need *= int(ds.get("SamplesPerPixel", 1) or 1)
         if len(ds.PixelData) < need:
-            raise InputError(f"{where}: truncated DICOM file (pixel data {len(ds.PixelData)} of {need} bytes)")
+            raise InputError(f"{where}: truncated DICOM file (pixel data {len(ds.PixelData)} of {need} bytes); "
+                             "copy the file again from the source, or move it out of the folder")
 
 
 def decode_hu(path: Path | str, ds=None) -> np.ndarray:
@@ -349,10 +372,10 @@ def scan_series(folder: str | os.PathLike, series_uid: str | None = None) -> CTS
         if ds is None:
             warnings.append(f"{path.name}: skipped, {why}")
             continue
-        modality = str(ds.get("Modality", "") or "")
-        if modality != "CT":
-            skipped_modality[modality or "none"] += 1
-            warnings.append(f"{path.name}: skipped, Modality is {modality or 'missing'} (not CT)")
+        why_not = not_ct_reason(ds)
+        if why_not is not None:
+            skipped_modality[str(ds.get("Modality", "") or "") or "none"] += 1
+            warnings.append(f"{path.name}: skipped, {why_not}")
             continue
         check_complete(ds, str(path))
         h = header_from_dataset(ds, path)

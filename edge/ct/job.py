@@ -45,6 +45,17 @@ def close_detector(detector) -> None:
         close()
 
 
+def clear_outputs(out: Path | None, json_path: Path | None) -> None:
+    """Remove what a previous run wrote where this run writes (key images, report.json, the --json file), so
+    a run that fails half-way never leaves an older run's outputs looking like its own."""
+    stale = [Path(json_path)] if json_path is not None else []
+    if out is not None and Path(out).is_dir():
+        stale += [*Path(out).glob("finding-*.png"), Path(out) / "report.json"]
+    for old in stale:
+        if old.is_file():
+            old.unlink()
+
+
 def finish_report(result, kind: str, backend: dict | None, model: dict | None, out: Path | None,
                   json_path: Path | None, *, log: Callable[[str], None] = print,
                   warn: Callable[[str], None] = print) -> dict:
@@ -52,6 +63,7 @@ def finish_report(result, kind: str, backend: dict | None, model: dict | None, o
     ``json_path`` when given; log the warnings (redacted) and a one-line summary. Returns the report."""
     from edge.ct.report import build_report, redact, write_json, write_key_images
 
+    clear_outputs(out, None)
     images = write_key_images(result, out) if out is not None and result.findings else []
     report = build_report(result, input_kind=kind, backend=backend, model=model, key_images=images)
     if out is not None:

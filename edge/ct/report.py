@@ -60,10 +60,11 @@ def build_report(result: ScanResult, *, input_kind: str, backend: dict | None, m
 
 
 def write_json(report: dict, path: str | Path) -> Path:
+    from edge.atomic import write_text_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(report, indent=2) + "\n", "the report")  # temp name + rename
 
 
 def render_key_image(img: np.ndarray, f: Finding, number: int) -> np.ndarray:
@@ -92,9 +93,12 @@ def write_key_images(result: ScanResult, out_dir: str | Path) -> list[str]:
     names = []
     for j, (f, img) in enumerate(zip(result.findings, result.key_images), start=1):
         name = f"finding-{j:02d}.png"
-        if not cv2.imwrite(str(out / name), render_key_image(img, f, j)):
-            from edge.errors import InputError
+        from edge.atomic import write_bytes_atomic
+        from edge.errors import OutputError
 
-            raise InputError(f"{out / name}: cannot write the key image")
+        ok, buf = cv2.imencode(".png", render_key_image(img, f, j))
+        if not ok:
+            raise OutputError(f"{out / name}: cannot encode the key image")
+        write_bytes_atomic(out / name, buf.tobytes(), "the key image")
         names.append(name)
     return names

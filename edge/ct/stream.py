@@ -28,7 +28,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge.ct.dicom_series import (
-    GAP_FACTOR, CTSeries, check_complete, dataset_hu, header_from_dataset, scan_series, short_uid,
+    GAP_FACTOR, CTSeries, check_complete, dataset_hu, header_from_dataset, not_ct_reason, scan_series,
+    short_uid,
 )
 from edge.ct.types import CTSlice
 from edge.errors import InputError
@@ -148,9 +149,9 @@ class DatasetGate:
 
     def __call__(self, ds, name: str) -> CTSlice | None:
         try:
-            modality = str(ds.get("Modality", "") or "")
-            if modality != "CT":
-                self.warnings.append(f"{name}: skipped, Modality is {modality or 'missing'} (not CT)")
+            why_not = not_ct_reason(ds)
+            if why_not is not None:
+                self.warnings.append(f"{name}: skipped, {why_not}")
                 return None
             check_complete(ds, name)
             h = header_from_dataset(ds, name)

@@ -42,6 +42,11 @@ class RunSummary:
     config: the effective, validated configuration of the run (JSON-serialisable; other values are
         written with ``str``).
     model_spec: the model's sidecar spec (``ModelSpec.to_json()``) when known.
+    input: what the run knows about its input (``FrameSource.input_facts()``): ``frames_expected`` (the
+        container's count, None when unknown), ``frames_read``, ``ended_early`` (bool) and
+        ``ended_early_reason``, ``stopped_by`` ("max_frames" when the user's limit ended the read), and for
+        streams ``reconnects`` / ``gap_s``. A run whose input ended early is not ``complete``.
+    warnings: one line each, for the report, the console and the UI (input ended early, stream gaps).
     """
 
     verdict: Verdict
@@ -51,6 +56,8 @@ class RunSummary:
     dropped_frames: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     model_spec: dict[str, Any] | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -180,14 +180,12 @@ def write_curve_png(path: str | Path, t, vein_area_px, baseline, min_area, verdi
     """Render the curve (see :func:`render_curve`) and write it as PNG; OutputError names ``path``."""
     path = Path(path)
     img = render_curve(t, vein_area_px, baseline, min_area, verdict, compressibility)
+    from edge.atomic import write_bytes_atomic
+
     ok, buf = cv2.imencode(".png", img)
-    try:
-        if not ok:
-            raise OSError("PNG encoding failed")
-        path.write_bytes(buf.tobytes())
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write the curve plot: {exc}") from exc
-    return path
+    if not ok:
+        raise OutputError(f"{path}: cannot write the curve plot: PNG encoding failed")
+    return write_bytes_atomic(path, buf.tobytes(), "the curve plot")
 
 
 def _step(ticks: np.ndarray) -> float:

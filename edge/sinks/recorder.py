@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.atomic import commit, temp_name
 from edge.errors import OutputError
 from edge.sinks.base import SinkBase
 from edge.sinks.history import CurveHistory
@@ -38,6 +39,11 @@ class Mp4Recorder(SinkBase):
     recorder appends every result to it, so pass one only if nothing else appends to it.
 
     Raises :class:`OutputError` naming ``path`` when no codec can open it.
+
+    Atomic: frames go to a hidden temporary file beside ``path`` (:func:`edge.atomic.temp_name`), which
+    ``close()`` finishes (the container's index is written on release, so the file plays) and renames
+    onto ``path``. A run cut short (an error, Ctrl-C, SIGTERM) still closes the recorder and leaves a
+    playable video of the frames so far; a recorder that got no frame leaves no file.
     """
 
     def __init__(self, path: str | Path, fps: float, *, codecs: tuple[str, ...] | None = None,
@@ -95,7 +101,7 @@ class Mp4Recorder(SinkBase):
             if cc in _unavailable:
                 tried.append(cc)
                 continue
-            writer = _try_open(self.path, cc, self.fps, size)
+            writer = _try_open(temp_name(self.path), cc, self.fps, size)
             if writer is not None:
                 self._writer, self.codec, self.size = writer, cc, size
                 # only now is the path known to be fine, so the earlier failures were the codecs' own
@@ -106,6 +112,7 @@ class Mp4Recorder(SinkBase):
                 return
             failed.append(cc)
             tried.append(cc)
+        temp_name(self.path).unlink(missing_ok=True)
         raise OutputError(f"{self.path}: cannot open a video writer (tried codecs {', '.join(self.codecs)}); "
                           f"check the folder is writable and the name ends in .mp4 or .webm")
 
@@ -117,6 +124,7 @@ class Mp4Recorder(SinkBase):
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            commit(temp_name(self.path), self.path)
         self._buf = None
 
 

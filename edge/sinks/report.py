@@ -2,7 +2,13 @@
 
 Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key names)::
 
-    schema, created_utc (ISO 8601, UTC), disclaimer, complete (False when the run ended without finish)
+    schema, created_utc (ISO 8601, UTC), disclaimer,
+    complete                False when the run ended without finish (error, Ctrl-C, SIGTERM) or its input
+                            ended early (a truncated file: fewer frames than the container's count)
+    warnings                one line each: input ended early, stream reconnects and the time they missed
+    input                   {frames_expected (container's count|null), frames_read, ended_early,
+                            ended_early_reason, stopped_by, reconnects, gap_s}; {} when the run did not finish
+    error                   why an incomplete run stopped (only when it stopped on an error)
     source                  display name of the source (never a full path)
     verdict, reason, final, compressibility (0-1|null), baseline_vein_area_px, min_vein_area_px,
     artery_flattening, pressure_adequate          -- the final Verdict (see edge.us.types)
@@ -111,7 +117,8 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str | None = None) -> dict[str, Any]:
+def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str | None = None,
+                 error: str | None = None) -> dict[str, Any]:
     """The report dict of one run. ``summary`` None means the run ended without ``finish`` (crash,
     interrupt): the report is marked incomplete and its verdict is indeterminate, whatever the last
     provisional verdict said (kept under ``last_provisional``), because a cut-short run decides nothing."""
@@ -128,7 +135,9 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
         "schema": SCHEMA,
         "created_utc": created_utc or utc_now(),
         "disclaimer": DISCLAIMER,
-        "complete": summary is not None,
+        "complete": summary is not None and not (summary.input or {}).get("ended_early", False),
+        "warnings": list(summary.warnings) if summary else [],
+        "input": dict(summary.input) if summary else {},
         "source": _display_name(summary.source) if summary else "",
         **verdict,
         "frames": len(log),
@@ -151,6 +160,9 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
     }
     if summary is None and log.last_verdict is not None:
         report["last_provisional"] = log.last_verdict.to_json()
+    if summary is None and error:
+        report["error"] = error
+        report["warnings"].append(error)
     return report
 
 
@@ -172,15 +184,14 @@ def _jsonable(value: Any) -> Any:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + rename): a reader never sees half a report."""
+    from edge.atomic import write_text_atomic
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=1, default=_jsonable, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    except (OSError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
+        text = json.dumps(data, indent=1, default=_jsonable, allow_nan=False) + "\n"
+    except ValueError as exc:
         raise OutputError(f"{path}: cannot write the report: {exc}") from exc
-    return path
+    return write_text_atomic(path, text, "the report")
 
 
 class JsonReportSink(SinkBase):
@@ -198,6 +209,7 @@ class JsonReportSink(SinkBase):
             raise OutputError(f"{self.path}: cannot write the report: folder {self.path.parent} does not exist")
         self.log = FrameLog()
         self.summary: RunSummary | None = None
+        self.error: str | None = None  # why the run stopped, when it stopped on an error (set by the job)
         self.report: dict[str, Any] | None = None
         self._closed = False
 
@@ -211,5 +223,5 @@ class JsonReportSink(SinkBase):
         if self._closed:
             return
         self._closed = True
-        self.report = build_report(self.log, self.summary)
+        self.report = build_report(self.log, self.summary, error=self.error)
         write_json(self.path, self.report)

@@ -58,6 +58,16 @@ class SourceBase:
 
     name: str
     _iterated: bool = False
+    #: frames this source produced so far (before any slot dropped them)
+    frames_read: int = 0
+    #: None, or one line saying why the input ended before its own end (a truncated file, a short read)
+    ended_early: str | None = None
+
+    def input_facts(self) -> dict:
+        """What the report says about the input: frames expected (the container's count when known) vs
+        read, and whether the input ended early and why. Streams add their reconnects."""
+        return {"frames_expected": getattr(self, "frame_count", None), "frames_read": int(self.frames_read),
+                "ended_early": self.ended_early is not None, "ended_early_reason": self.ended_early}
 
     def __iter__(self) -> Iterator[Frame]:
         if self._iterated:

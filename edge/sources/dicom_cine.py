@@ -164,6 +164,45 @@ def _check_decoder(ds, name: str) -> None:
         )
 
 
+#: SOP classes whose pixels can be an ultrasound cine: the ultrasound image classes (current and retired) and
+#: the secondary-capture classes scanners and converters export cines as.
+ULTRASOUND_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+    "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (retired)
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+    "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (retired)
+    "1.2.840.10008.5.1.4.1.1.6.2",  # Enhanced US Volume Storage
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+    "1.2.840.10008.5.1.4.1.1.7.1", "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame SC (single bit, grey byte)
+    "1.2.840.10008.5.1.4.1.1.7.3", "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame SC (grey word, true colour)
+})
+#: Modalities accepted when the SOP class is missing or not one of the above: US, and "other" (OT) exports.
+ULTRASOUND_MODALITIES = frozenset({"US", "OT", ""})
+
+
+def check_ultrasound(ds, name: str) -> None:
+    """InputError when a data set is not an ultrasound picture: its SOP class is a non-ultrasound image
+    class (RT Dose, CT, MR, ...) or, for other classes, its Modality is not US/OT."""
+    sop = str(ds.get("SOPClassUID", "") or "")
+    if not sop and getattr(ds, "file_meta", None) is not None:
+        sop = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "")
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if sop in ULTRASOUND_SOP_CLASSES or (not sop and modality in ULTRASOUND_MODALITIES):
+        return
+    if sop and modality in ("US", "") and not sop.startswith("1.2.840.10008.5.1.4.1.1."):
+        return  # a private SOP class labelled ultrasound
+    try:
+        from pydicom.uid import UID
+
+        sop_name = UID(sop).name if sop else "no SOP class"
+    except Exception:  # noqa: BLE001 - a malformed UID string
+        sop_name = sop
+    raise InputError(
+        f"DICOM '{name}' is not an ultrasound cine: it is {sop_name} (Modality {modality or 'missing'}); "
+        "pass an ultrasound multi-frame (cine) export of the compression scan"
+    )
+
+
 class DicomCineSource(SourceBase):
     """See the module docstring. live=False; frame_count = NumberOfFrames."""
 
@@ -178,6 +217,7 @@ class DicomCineSource(SourceBase):
         if not path.is_file():
             raise InputError(f"DICOM file not found: '{path}' does not exist or is not a file")
         ds = read_header(path)
+        check_ultrasound(ds, self.name)
         not_cine = f"DICOM '{self.name}' is not a multi-frame image (cine)"
         if "PixelData" not in ds:
             sop = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
@@ -241,7 +281,8 @@ class DicomCineSource(SourceBase):
                 return None
             except Exception as exc:  # noqa: BLE001 - decoder plugins raise assorted errors
                 raise err(
-                    f"DICOM '{self.name}': frame {index} could not be decoded: {type(exc).__name__}: {exc}"
+                    f"DICOM '{self.name}': frame {index} of {self.frame_count} could not be decoded "
+                    f"({type(exc).__name__}: {exc}); the file is truncated or corrupt: export or copy it again"
                 ) from exc
 
     def _to_uint8(self, arr: np.ndarray) -> np.ndarray:
@@ -286,6 +327,7 @@ class DicomCineSource(SourceBase):
             image = self._to_uint8(raw)
             if pacer is not None:
                 pacer.wait(t_media)
+            self.frames_read += 1
             yield Frame(image=image, index=index, t_capture=time.monotonic(), t_media=t_media)
 
     def close(self) -> None:

@@ -115,6 +115,7 @@ class ImageFolderSource(SourceBase):
             t_media = index / self.fps if self.fps else None
             if pacer is not None:
                 pacer.wait(t_media)
+            self.frames_read += 1
             yield Frame(
                 image=conform(image, self.grey),
                 index=index,

@@ -142,6 +142,7 @@ class _OpenCVSource(SourceBase):
         self._lock = threading.Lock()
         self._first: np.ndarray | None = None  # frame read at open (validates the source, decides grey)
         self.grey = False
+        self._t_last: float | None = None  # monotonic time of the last frame read
         self.width: int | None = None
         self.height: int | None = None
 
@@ -149,8 +150,11 @@ class _OpenCVSource(SourceBase):
     def _t_media(self, index: int, prev: float | None) -> float | None:
         return None
 
-    def _on_read_failure(self, index: int) -> None:
-        """Called when ``read()`` returns no frame; return to end the stream normally, raise to fail."""
+    def _on_read_failure(self, index: int) -> bool:
+        """Called when ``read()`` returns no frame: return False to end the stream normally (setting
+        ``ended_early`` when it ended before its own end), True when the capture was reopened and reading
+        goes on (streams), raise to fail."""
+        return False
 
     # -- shared
     def _start(self, cap: cv2.VideoCapture, fail_message: str) -> None:
@@ -180,7 +184,7 @@ class _OpenCVSource(SourceBase):
             with self._lock:
                 if self._cap is None:  # closed (possibly from another thread)
                     return
-                if index == 0 and self._first is not None:
+                if self._first is not None:  # read at open (or at a reconnect)
                     ok, image, self._first = True, self._first, None
                 else:
                     try:
@@ -190,11 +194,14 @@ class _OpenCVSource(SourceBase):
                         raise SourceError(f"{self.name}: decoding frame {index} failed: {msg}") from exc
                 t_media = self._t_media(index, prev_t) if ok and image is not None else None
             if not ok or image is None:
-                self._on_read_failure(index)
+                if self._on_read_failure(index):
+                    continue
                 return
             prev_t = t_media if t_media is not None else prev_t
             if pacer is not None:
                 pacer.wait(t_media)
+            self.frames_read += 1
+            self._t_last = time.monotonic()
             yield Frame(image=self._convert(image), index=index, t_capture=time.monotonic(), t_media=t_media)
             index += 1
 
@@ -213,6 +220,26 @@ class _OpenCVSource(SourceBase):
 
 def _positive(value: float) -> float | None:
     return float(value) if value and value > 0 and np.isfinite(value) else None
+
+
+#: A file "ended early" when it delivered fewer frames than its container says by more than this (1 frame,
+#: or 1% of the count for long files): some formats store an estimate (duration x rate), off by a frame.
+def short_read(read: int, expected: int | None) -> bool:
+    return bool(expected) and read < expected - max(1, int(0.01 * expected))
+
+
+def _container_t_media(source: "_OpenCVSource", index: int, prev: float | None) -> float | None:
+    """Presentation time of the frame just read: the container's clock (``CAP_PROP_POS_MSEC``) while it
+    advances, else ``index / fps``; never decreasing."""
+    pos_ms = source._cap.get(cv2.CAP_PROP_POS_MSEC) if source._cap is not None else 0.0
+    t = pos_ms / 1000.0 if pos_ms and np.isfinite(pos_ms) else (0.0 if index == 0 else None)
+    # The container's clock is used while it advances; formats that report no PTS (or a constant)
+    # fall back to the nominal rate.
+    if t is None or (prev is not None and t <= prev):
+        if source.fps is None:
+            return None if prev is None else prev
+        t = index / source.fps
+    return t if prev is None else max(t, prev)
 
 
 # ------------------------------------------------------------------------------------------ video files
@@ -252,22 +279,17 @@ class VideoFileSource(_OpenCVSource):
         self.frame_count = count if count > 0 else None
         self._start(cap, not_video)
 
-    def _on_read_failure(self, index: int) -> None:
-        # End of file. FFmpeg also reports a corrupt tail as the end; the container's count (an estimate
-        # for some formats) lets a clearly short read be noticed in the log without failing the run.
-        if self._cap is not None and self.frame_count and index < 0.9 * self.frame_count:
-            log.warning("%s: ended after %d of %d frames; the file may be truncated", self.name, index, self.frame_count)
+    def _on_read_failure(self, index: int) -> bool:
+        # End of file. FFmpeg also reports a corrupt tail as the end: a read short of the container's
+        # frame count is recorded (``ended_early``), and the report, console and UI say so.
+        if self._cap is not None and short_read(index, self.frame_count):
+            self.ended_early = (f"'{self.name}' ended after {index} of {self.frame_count} frames (the container's "
+                                "count): the file is truncated or damaged; the result covers only the frames read")
+            log.warning("%s", self.ended_early)
+        return False
 
     def _t_media(self, index: int, prev: float | None) -> float | None:
-        pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else 0.0
-        t = pos_ms / 1000.0 if pos_ms and np.isfinite(pos_ms) else (0.0 if index == 0 else None)
-        # The container's clock is used while it advances; formats that report no PTS (or a constant)
-        # fall back to the nominal rate.
-        if t is None or (prev is not None and t <= prev):
-            if self.fps is None:
-                return None if prev is None else prev
-            t = index / self.fps
-        return t if prev is None else max(t, prev)
+        return _container_t_media(self, index, prev)
 
 
 # ---------------------------------------------------------------------------------------------- cameras
@@ -329,9 +351,9 @@ class CameraSource(_OpenCVSource):
         if (width and self.width != int(width)) or (height and self.height != int(height)):
             log.warning("%s: requested %sx%s, driver gives %sx%s", self.name, width, height, self.width, self.height)
 
-    def _on_read_failure(self, index: int) -> None:
+    def _on_read_failure(self, index: int) -> bool:
         if self._cap is None:  # closed on purpose
-            return
+            return False
         raise SourceError(
             f"{self.name} stopped delivering frames after {index} frames (unplugged or driver error); "
             "reconnect it and restart"
@@ -344,17 +366,27 @@ class StreamSource(_OpenCVSource):
     ``udp://``, ``rtp://``, ``srt://``, ``tcp://``.
 
     name: ``scheme://host[:port]`` only (credentials, path and query are never shown or logged).
-    live=True; t_media=None: stream timestamps restart or jump on reconnects and differ between senders,
-        so, as for a camera, the capture clock (``t_capture``) is the one to use.
-    timeout_s: open and read timeout (``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``); a
-        stream that goes silent longer than that raises :class:`SourceError`.
-    A stream with a known frame count (an http file) ends normally at its end; any other end is a cut.
+    live: True for a stream; False for a recorded file served over the network (the container states a
+        frame count, e.g. an MP4/AVI over HTTP). Such a file is read like a local file: every frame, in
+        order, with the container's clock, and a read short of its count is reported as ``ended_early``.
+    t_media: None for a live stream (timestamps restart or jump on reconnects and differ between senders,
+        so, as for a camera, the capture clock ``t_capture`` is the one to use); the container's clock for a
+        served file.
+    timeout_s: open and read timeout (``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``).
+    Reconnects: when a live stream goes silent longer than ``timeout_s`` or is cut, it is reopened up to
+        ``reconnect_attempts`` times, waiting ``reconnect_backoff_s[i]`` (the last value repeats) before
+        attempt i; a frame that comes back resets the count. Each outage is recorded in ``reconnects``
+        (after which frame, seconds without frames) and reported; when every attempt fails the stream
+        raises :class:`SourceError`. ``reconnect_attempts=0`` turns reconnecting off.
     RTSP over TCP instead of UDP: set ``OPENCV_FFMPEG_CAPTURE_OPTIONS="rtsp_transport;tcp"``.
     """
 
     live = True
+    RECONNECT_ATTEMPTS = 5
+    RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0, fps: float | None = None) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0, fps: float | None = None,
+                 reconnect_attempts: int | None = None, reconnect_backoff_s: tuple[float, ...] | None = None) -> None:
         super().__init__()
         self.live = True
         self.url = url  # kept for reconnecting; never put in messages
@@ -365,25 +397,85 @@ class StreamSource(_OpenCVSource):
                 f"stream '{self.name}': unsupported scheme '{scheme}'; use one of "
                 + ", ".join(f"{s}://" for s in STREAM_SCHEMES)
             )
-        ms = int(max(timeout_s, 0.1) * 1000)
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        try:
-            cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
-        except cv2.error:  # a build without the timeout properties: open with FFmpeg's defaults
-            cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
         self.timeout_s = timeout_s
-        hint = f"check the address, credentials and network, and that the stream is running (timeout {timeout_s:g} s)"
+        self.reconnect_attempts = self.RECONNECT_ATTEMPTS if reconnect_attempts is None else max(0, int(reconnect_attempts))
+        self.reconnect_backoff_s = tuple(reconnect_backoff_s or self.RECONNECT_BACKOFF_S)
+        self.reconnects: list[dict] = []  # {"after_frame", "gap_s", "attempts"} per outage survived
+        self._closing = threading.Event()
+        self._hint = (f"check the address, credentials and network, and that the stream is running "
+                      f"(timeout {timeout_s:g} s)")
+        cap = self._open_capture()
         if not cap.isOpened():
-            raise InputError(f"stream {self.name} did not open: {hint}")
+            raise InputError(f"stream {self.name} did not open: {self._hint}")
         self.fps = _positive(cap.get(cv2.CAP_PROP_FPS)) or (float(fps) if fps else None)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
-        self._start(cap, f"stream {self.name} did not open: it connected but delivered no frame; {hint}")
+        # A container with a frame count is a recorded file served over the network, not a live feed:
+        # read it losslessly (a newest-frame slot would keep a handful of its frames and drop the rest).
+        self.live = self.frame_count is None
+        self._start(cap, f"stream {self.name} did not open: it connected but delivered no frame; {self._hint}")
 
-    def _on_read_failure(self, index: int) -> None:
-        if self._cap is None or (self.frame_count is not None and index >= self.frame_count):
-            return
+    def _open_capture(self) -> cv2.VideoCapture:
+        ms = int(max(self.timeout_s, 0.1) * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        try:
+            return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        except cv2.error:  # a build without the timeout properties: open with FFmpeg's defaults
+            return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG)
+
+    def _t_media(self, index: int, prev: float | None) -> float | None:
+        return None if self.live else _container_t_media(self, index, prev)
+
+    def _on_read_failure(self, index: int) -> bool:
+        if self._cap is None or self._closing.is_set():
+            return False  # closed on purpose
+        if not self.live:  # a served file: its end, or a short read of it
+            if short_read(index, self.frame_count):
+                self.ended_early = (f"stream {self.name} ended after {index} of {self.frame_count} frames (the "
+                                    "container's count): the transfer was cut or the file is truncated")
+                log.warning("%s", self.ended_early)
+            return False
+        return self._reconnect(index)
+
+    def _reconnect(self, index: int) -> bool:
+        """Reopen the stream with back-off; True once a frame came back, SourceError when all attempts fail."""
+        t_lost = time.monotonic()
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+        for attempt in range(1, self.reconnect_attempts + 1):
+            wait = self.reconnect_backoff_s[min(attempt - 1, len(self.reconnect_backoff_s) - 1)]
+            log.warning("stream %s: no frame after frame %d; reconnecting (attempt %d of %d) in %.1f s",
+                        self.name, index, attempt, self.reconnect_attempts, wait)
+            if self._closing.wait(wait):
+                return False
+            cap = self._open_capture()
+            ok, first = (cap.read() if cap.isOpened() else (False, None))
+            with self._lock:
+                if self._closing.is_set():
+                    cap.release()
+                    return False
+                if ok and first is not None:
+                    self._cap, self._first = cap, first
+                    gap = round(time.monotonic() - (self._t_last or t_lost), 3)  # since the last frame
+                    self.reconnects.append({"after_frame": index, "gap_s": gap, "attempts": attempt})
+                    log.warning("stream %s: reconnected after %.1f s without frames", self.name, gap)
+                    return True
+                cap.release()
+        with self._lock:
+            self._cap = None
         raise SourceError(
             f"stream {self.name} stopped after {index} frames (connection cut or no frame for "
-            f"{self.timeout_s:g} s); check the sender and network, then restart"
+            f"{self.timeout_s:g} s) and did not come back after {self.reconnect_attempts} reconnect attempt(s) "
+            f"over {time.monotonic() - t_lost:.0f} s; check the sender and network, then restart"
         )
+
+    def close(self) -> None:
+        self._closing.set()
+        super().close()
+
+    def input_facts(self) -> dict:
+        facts = super().input_facts()
+        facts["reconnects"] = list(self.reconnects)
+        facts["gap_s"] = round(sum(r["gap_s"] for r in self.reconnects), 3)
+        return facts

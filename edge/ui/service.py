@@ -63,7 +63,10 @@ def us_summary(report: dict) -> str:
     clip is read as fast as it decodes, so frame age would count the wait in the queue, not the speed."""
     comp = report.get("compressibility")
     comp_s = "n/a" if comp is None else f"{comp:.0%}"
-    return (f"### {VERDICT_TEXT.get(report['verdict'], report['verdict'])}\n\n"
+    warn = "".join(f"**Warning:** {w}\n\n" for w in report.get("warnings", []))
+    if not report.get("complete", True):
+        warn = "**INCOMPLETE: the result covers only part of the input.**\n\n" + warn
+    return (f"### {VERDICT_TEXT.get(report['verdict'], report['verdict'])}\n\n{warn}"
             f"compressibility **{comp_s}** - {report['reason']}\n\n"
             f"{report['frames']} frames processed, {report['dropped_frames']} dropped; processing "
             f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{DISCLAIMER}*")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge.backends.select import Choice, open_backend
+from edge.errors import ConfigError, DvtEdgeError, OutputError
 from edge.sinks.base import ResultSink, RunSummary, SinkGroup
 from edge.sinks.console import ProgressPrinter
 from edge.sinks.curve import write_curve_png
@@ -20,6 +21,63 @@ from edge.sources import open_source
 from edge.spec import load_spec
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 from edge.us.session import SessionResult, run_session
+
+
+def check_outputs(out_dir: Path | None, json_path: Path | None) -> None:
+    """OutputError, before any work, for an ``--out`` that is an existing file or a ``--json`` whose folder
+    does not exist (or that names a folder)."""
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise OutputError(f"--out {out_dir}: is an existing file, not a folder; name a folder for the outputs")
+    if json_path is not None:
+        json_path = Path(json_path)
+        if json_path.is_dir():
+            raise OutputError(f"--json {json_path}: is a folder; name the report file, e.g. {json_path / 'us.json'}")
+        parent = json_path.parent
+        if not parent.is_dir() and not (out_dir is not None and parent == Path(out_dir)):
+            raise OutputError(f"--json {json_path}: folder {parent} does not exist; create it or pick another path")
+
+
+def frame_size(source) -> tuple[int, int] | None:
+    """(width, height) of the source's frames when known at open."""
+    for w, h in (("width", "height"), ("columns", "rows")):
+        wv, hv = getattr(source, w, None), getattr(source, h, None)
+        if wv and hv:
+            return int(wv), int(hv)
+    first = getattr(source, "_first", None)
+    if first is not None:
+        return int(first.shape[1]), int(first.shape[0])
+    return None
+
+
+def check_crop(crop, size: tuple[int, int] | None, name: str) -> None:
+    """ConfigError when ``--crop X,Y,W,H`` does not lie inside a WxH frame."""
+    if crop is None or size is None:
+        return
+    x, y, w, h = crop
+    fw, fh = size
+    if x + w > fw or y + h > fh:
+        raise ConfigError(f"--crop {x},{y},{w},{h}: reaches outside the {fw}x{fh} frames of '{name}' "
+                          f"(x + width must be <= {fw}, y + height <= {fh})")
+
+
+def input_facts(source, session: SessionResult, max_frames: int | None) -> dict:
+    """The report's ``input`` block (see :class:`edge.sinks.base.RunSummary`)."""
+    facts_of = getattr(source, "input_facts", None)
+    facts = dict(facts_of()) if facts_of else {
+        "frames_expected": getattr(source, "frame_count", None), "frames_read": session.captured + session.dropped,
+        "ended_early": False, "ended_early_reason": None}
+    facts["stopped_by"] = "max_frames" if max_frames is not None and session.frames >= max_frames else None
+    return facts
+
+
+def input_warnings(facts: dict) -> list[str]:
+    out = []
+    if facts.get("ended_early"):
+        out.append(f"input ended early: {facts.get('ended_early_reason')}")
+    for r in facts.get("reconnects") or []:
+        out.append(f"stream gap: no frames for {r['gap_s']:.1f} s after frame {r['after_frame']} "
+                   f"(reconnected at attempt {r['attempts']}); the curve has a hole there")
+    return out
 
 
 @dataclass(frozen=True)
@@ -56,15 +114,28 @@ def run_us_job(
     subclasses for bad input.
     """
     config = config or UsConfig()
+    check_outputs(out_dir, json_path)  # every output argument before any work
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames {max_frames}: must be >= 1")
     spec = load_spec(model)  # fail on a bad model before opening a camera
     be, choice = open_backend(model, backend, threads=threads)
     log(f"backend: {choice.name} ({choice.reason})")
     pipeline = UltrasoundPipeline(be, spec, config)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--out {out_dir}: cannot create the folder: {exc.strerror or exc}") from exc
         json_path = json_path or out_dir / f"{stem}.json"
     with ExitStack() as stack:
         source = stack.enter_context(open_source(source_spec, pace=pace))
+        check_crop(config.crop, frame_size(source), source.name)
+        # this run's outputs replace the previous run's: none of them may survive to look like this run's
+        stale = [json_path] if json_path else []
+        if out_dir is not None:
+            stale += [out_dir / f"{stem}.{ext}" for ext in ("mp4", "webm")] + [out_dir / f"{stem}_curve.png"]
+        for old in stale:
+            old.unlink(missing_ok=True)
         sinks: list[ResultSink] = []
         report_sink = JsonReportSink(json_path) if json_path else None
         if report_sink:
@@ -76,13 +147,24 @@ def run_us_job(
         if progress:
             sinks.append(ProgressPrinter(total=source.frame_count, live=source.live))
         group = stack.enter_context(SinkGroup(sinks))
-        session = run_session(source, pipeline, [group.write], pace=pace, max_frames=max_frames)
+        try:
+            session = run_session(source, pipeline, [group.write], pace=pace, max_frames=max_frames)
+        except BaseException as exc:  # the report written on the way out says why the run stopped
+            if report_sink is not None:
+                report_sink.error = (str(exc) if isinstance(exc, DvtEdgeError)
+                                     else (str(exc) or "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt)
+                                     else f"{type(exc).__name__}: {exc}")
+            raise
+        facts = input_facts(source, session, max_frames)
+        warnings = input_warnings(facts)
+        for w in warnings:
+            log(f"warning: {w}")
         group.finish(RunSummary(
             verdict=session.verdict, source=source.name, backend=be.name, model=spec.name,
             dropped_frames=session.dropped, config={"us": config.to_json(), "backend_requested": backend,
                                                     "backend_choice": choice.reason, "pace": pace,
                                                     "live": bool(source.live)},
-            model_spec=spec.to_json(),
+            model_spec=spec.to_json(), input=facts, warnings=tuple(warnings),
         ))
     be.close()
     if recorder is not None and recorder.codec_note:

@@ -20,6 +20,8 @@ Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 from edge.us.measure import Measurements
@@ -41,6 +43,13 @@ class VerdictConfig:
         return asdict(self)
 
 
+def too_short_reason(duration_s: float, need_s: float) -> str:
+    """The "too short" reason. The duration is rounded down (0.97 s shows as 0.97, never as the 1.0 it
+    lacks), so the message never reads as if the clip had what it needs."""
+    shown = math.floor(max(duration_s, 0.0) * 100) / 100
+    return f"too short: {shown:.2f} s of frames, less than the {need_s:g} s needed"
+
+
 def decide(m: Measurements, cfg: VerdictConfig, *, final: bool, identity=None) -> Verdict:
     """Apply the rules above to measurements ``m``. ``final`` is True once the clip/stream has ended.
     identity: the :class:`edge.us.identity.Identity` decided for the stream, or None while undecided (or
@@ -52,7 +61,7 @@ def decide(m: Measurements, cfg: VerdictConfig, *, final: bool, identity=None) -
 
     adequate = None if m.artery_flattening is None else m.artery_flattening >= cfg.adequate_flattening
     if m.duration_s < cfg.min_duration_s:
-        return out("indeterminate", f"too short: {m.duration_s:.1f} s of frames (need {cfg.min_duration_s:.1f} s)")
+        return out("indeterminate", too_short_reason(m.duration_s, cfg.min_duration_s))
     if m.baseline_area is None or m.baseline_area < cfg.min_vein_area_px:
         return out("indeterminate", "vein not found: no vein of plausible size was segmented")
     if m.lost_fraction > cfg.max_lost_fraction:

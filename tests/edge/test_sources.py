@@ -356,7 +356,8 @@ def test_http_stream_end_to_end(tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4?session=xyz"
         src = open_source(url)
-        assert isinstance(src, StreamSource) and src.live
+        # a recorded file served over HTTP states its frame count: it is read like a file, not as a live feed
+        assert isinstance(src, StreamSource) and not src.live and src.frame_count == 6
         assert src.name == f"http://127.0.0.1:{server.server_address[1]}"
         frames = collect(src)
         assert [f.index for f in frames] == list(range(6)) and frames[0].image.ndim == 2
