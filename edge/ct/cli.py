@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--score-threshold", type=_score, default=None,
                        help="minimum detection score, 0 to 1 (default: the model's)")
         p.add_argument("--series-uid", default=None, help="series to process: full SeriesInstanceUID or the short hash")
+        p.add_argument("--lumen", choices=["spec", "on", "off"], default="spec",
+                       help="vessel-lumen candidate stage (edge/ct/lumen.py): as the model spec says (default), on or off")
 
     scan = sub.add_parser("scan", help="detect DVT candidates in a DICOM folder or a NIfTI file",
                           description="Detect DVT candidates in a CT series. " + NOTICE)
@@ -81,7 +83,8 @@ def _open_detector(args: argparse.Namespace):
     """(detector, backend info, model info). Tests replace this function to inject a fake detector."""
     from edge.ct.job import open_detector
 
-    return open_detector(args.model, args.backend, args.score_threshold)
+    lumen = {"on": True, "off": False}.get(getattr(args, "lumen", "spec"))
+    return open_detector(args.model, args.backend, args.score_threshold, lumen=lumen)
 
 
 def _printer(prefix: str = ""):

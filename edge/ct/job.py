@@ -30,11 +30,14 @@ def open_input(path: Path, series_uid: str | None = None):
     raise InputError(f"{path}: not a folder or a .nii/.nii.gz file (pass the folder holding the DICOM series)")
 
 
-def open_detector(model: str | Path | None, backend: str = "auto", score_threshold: float | None = None):
-    """(detector, backend info, model info) for the model at ``model`` (None: the packaged ctdet-k3)."""
+def open_detector(model: str | Path | None, backend: str = "auto", score_threshold: float | None = None,
+                  lumen: bool | None = None):
+    """(detector, backend info, model info) for the model at ``model`` (None: the packaged ctdet-k3).
+
+    lumen: the vessel-lumen stage (``edge.ct.lumen``) on / off; None = as the model spec says."""
     from edge.ct.pipeline import open_model_detector
 
-    detector, choice, path = open_model_detector(model, backend, score_threshold)
+    detector, choice, path = open_model_detector(model, backend, score_threshold, lumen=lumen)
     return detector, {"name": detector.backend.name, "choice": choice.name, "reason": choice.reason}, \
         {"name": detector.spec.name, "file": path.name}
 

@@ -58,14 +58,17 @@ class LumenParams:
     max_diam_mm: float = 40.0
     max_aspect: float = 3.0
     min_defect_mm2: float = 3.0
-    min_enclosure: float = 0.45
+    min_enclosure: float = 0.6
     occlusion: bool = True
     occl_min_frac: float = 0.3
     occl_min_radius_mm: float = 1.5
+    occl_ring_mm: float = 1.5
+    occl_max_ring_clot: float = 0.5
     occl_max_mm: float = 60.0
     track_min_mm: float = 3.0
     lone_factor: float = 0.7
-    heat_weight: float = 0.0  # fused = (1 - w) * lumen score + w * learned heatmap max over the box
+    heat_weight: float = 0.0  # w: how much the learned heatmap (max over the box) counts in the fused score
+    fusion: float = 0.0  # 0: fused = (1 - w) * lumen + w * heat (either may carry it); 1: lumen^(1 - w) * heat^w (both must)
     score_threshold: float = 0.5
 
     @classmethod
@@ -102,6 +105,7 @@ class Section:
     track_mm: float = 0.0
     origin_mm: float | None = None  # for an occluded footprint: position of the last bright slice
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # tight box of the hull (original pixels)
+    lumen: np.ndarray | None = None  # what was lumen: bright pixels + accepted defects (default: the hull)
 
     def __post_init__(self):
         ys, xs = np.nonzero(self.hull)
@@ -120,7 +124,7 @@ class SliceLumen:
     sections: list[Section]
     partial: list[tuple[tuple[float, float, float, float], float]]
     occluded: list[Section] = field(default_factory=list)
-    occl_done: bool = False
+    feats: list = field(default_factory=list)  # per partial candidate: its measurements (calibration, debugging)
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -149,6 +153,30 @@ def _aspect(mask: np.ndarray) -> float:
     return float(np.sqrt(ev[1] / max(ev[0], 1e-6)))
 
 
+_DIRS = ((0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1))
+
+
+def _enclosure_map(comp: np.ndarray, reach_px: int) -> np.ndarray:
+    """Per pixel: the fraction of 8 directions in which ``comp`` is met within ``reach_px`` pixels.
+
+    A defect inside a lumen sees contrast on most sides (>= 5 of 8 even for a bite touching the wall); tissue between
+    two separate vessels sees it on about two."""
+    h, w = comp.shape
+    count = np.zeros((h, w), np.uint8)
+    for dy, dx in _DIRS:
+        hit = np.zeros((h, w), bool)
+        for k in range(1, reach_px + 1):
+            oy, ox = dy * k, dx * k
+            if abs(oy) >= h or abs(ox) >= w:
+                break
+            # hit[y, x] |= comp[y + oy, x + ox]
+            ys, yd = (slice(0, h - oy), slice(oy, h)) if oy >= 0 else (slice(-oy, h), slice(0, h + oy))
+            xs, xd = (slice(0, w - ox), slice(ox, w)) if ox >= 0 else (slice(-ox, w), slice(0, w + ox))
+            hit[ys, xs] |= comp[yd, xd]
+        count += hit
+    return count / 8.0
+
+
 def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: LumenParams, index: int = 0,
                   position_mm: float = 0.0) -> SliceLumen:
     """Lumen sections and partial-defect candidates of one HU slice (module doc, steps 1-2)."""
@@ -174,8 +202,8 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
     h, w = hu.shape
     min_area = np.pi * (p.min_diam_mm / 2) ** 2 / px_area * 0.5  # hull >= the min diameter: group at least half
     max_area = 2 * np.pi * (p.max_diam_mm / 2) ** 2 / px_area
-    pad = 2
-    sections, partial = [], []
+    pad = 4
+    sections, partial, feats = [], [], []
     for c in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[c])
         if area < min_area or area > max_area:
@@ -195,27 +223,38 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
             continue
         sm = smooth[y0:y1, x0:x1]
         level = float(np.median(sm[comp]))
-        sections.append(Section((x0, y0, x1, y1), hull, level))
+        sec = Section((x0, y0, x1, y1), hull, level, lumen=comp.copy())
+        sections.append(sec)
         dark_hi = min(p.defect_hi_hu, level - p.min_drop_hu)
         dark = hull & ~comp & (sm >= p.defect_lo_hu) & (sm <= dark_hi)
         if dark.sum() * px_area < p.min_defect_mm2:
             continue
         m, dl, dst, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
+        enc = None
         for j in range(1, m):
             if dst[j, 4] * px_area < p.min_defect_mm2:
                 continue
+            if enc is None:
+                enc = _enclosure_map(comp, max(int(round(d_mm / mm)), 2))
             dj = (dl == j).astype(np.uint8)
-            ring = cv2.dilate(dj, np.ones((3, 3), np.uint8)).astype(bool) & ~dj.astype(bool)
-            enclosure = float(comp[ring].mean()) if ring.any() else 0.0
+            enclosure = float(enc[dj.astype(bool)].mean())
             if enclosure < p.min_enclosure:
                 continue
+            sec.lumen |= dj.astype(bool)
             drop = level - float(np.median(sm[dj.astype(bool)]))
             frac = dst[j, 4] / hull.sum()
-            score = (_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100) ** 0.5 * _ramp(enclosure, p.min_enclosure - 0.1, 0.9)
+            score = (_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100) ** 0.5 * _ramp(enclosure, p.min_enclosure - 0.1, 0.95)
                      * _ramp(dst[j, 4] * px_area, p.min_defect_mm2, 3 * p.min_defect_mm2 + 6) * _ramp(frac, 0.03, 0.25))
             bx, by, bw2, bh2 = (int(v) for v in dst[j, :4])
             partial.append(((float(x0 + bx), float(y0 + by), float(x0 + bx + bw2), float(y0 + by + bh2)), float(score)))
-    return SliceLumen(index, float(position_mm), smooth, bright, sections, partial)
+            feats.append({"level": level, "drop": drop, "frac": float(frac), "enclosure": enclosure,
+                          "lumen_p95": float(np.percentile(hu[y0:y1, x0:x1][comp], 95)),
+                          "thick_mm": float(cv2.distanceTransform(comp.astype(np.uint8), cv2.DIST_L2, 3).max()) * mm,
+                          "defect_med": float(np.median(sm[dj.astype(bool)])), "d_mm": d_mm,
+                          "area_mm2": float(dst[j, 4] * px_area)})
+    out = SliceLumen(index, float(position_mm), smooth, bright, sections, partial)
+    out.feats = feats
+    return out
 
 
 def _lost_region(cur: SliceLumen, sec: Section, p: LumenParams, mm: float):
@@ -226,23 +265,30 @@ def _lost_region(cur: SliceLumen, sec: Section, p: LumenParams, mm: float):
     thick (a lumen that merely shifted between slices leaves a thin crescent, not a round region)."""
     x0, y0, x1, y1 = sec.bbox
     sm, br = cur.smooth[y0:y1, x0:x1], cur.bright[y0:y1, x0:x1]
-    if sm.shape != sec.hull.shape:
+    was = sec.lumen if sec.lumen is not None else sec.hull
+    if sm.shape != was.shape:
         return None
     dark_hi = min(p.defect_hi_hu, sec.level_hu - p.min_drop_hu)
-    lost = sec.hull & ~br & (sm >= p.defect_lo_hu) & (sm <= dark_hi)
+    lost = was & ~br & (sm >= p.defect_lo_hu) & (sm <= dark_hi)
     n, lab, st, _ = cv2.connectedComponentsWithStats(lost.astype(np.uint8), connectivity=4)
     if n < 2:
         return None
     j = 1 + int(np.argmax(st[1:, 4]))
     reg = lab == j
-    frac = float(reg.sum() / max(sec.hull.sum(), 1))
+    frac = float(reg.sum() / max(was.sum(), 1))
     thick = float(cv2.distanceTransform(reg.astype(np.uint8), cv2.DIST_L2, 3).max()) * mm
     if frac < p.occl_min_frac or thick < p.occl_min_radius_mm:
         return None
+    # a round structure of its own (fat, a rim or contrast around it), not a patch of a larger soft-tissue mass
+    ring = cv2.dilate(reg.astype(np.uint8), _disc(round(p.occl_ring_mm / mm))).astype(bool) & ~reg
+    if ring.any():
+        clot_like = (sm[ring] >= p.defect_lo_hu) & (sm[ring] <= dark_hi)
+        if clot_like.mean() > p.occl_max_ring_clot:
+            return None
     drop = sec.level_hu - float(np.median(sm[reg]))
     score = (_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100) ** 0.5 * _ramp(frac, p.occl_min_frac, p.occl_min_frac + 0.4)
              * _ramp(thick, p.occl_min_radius_mm, p.occl_min_radius_mm + 2))
-    return score, Section(sec.bbox, reg, sec.level_hu, sec.track_mm)
+    return score, Section(sec.bbox, reg, sec.level_hu, sec.track_mm, lumen=reg)
 
 
 def _nms(cands: list[tuple[tuple, float]], iou: float = 0.3) -> list[tuple[tuple, float]]:
@@ -363,7 +409,8 @@ def fuse(model_dets: list[Detection], lumen: list[tuple[tuple, float]], heat: li
          threshold: float, slice_index: int) -> list[Detection]:
     """Union of the learned detections and the lumen candidates (fused score >= ``p.score_threshold``).
 
-    fused = (1 - heat_weight) * lumen score + heat_weight * heatmap max over the box. A kept candidate is
+    fused = (1 - w) * lumen score + w * heatmap max over the box (``fusion`` 0), or lumen^(1 - w) * heat^w
+    (``fusion`` 1: a gate, both must agree), with w = ``heat_weight``. A kept candidate is
     reported on the detector's scale, at or above its operating ``threshold``: ``threshold + (1 - threshold) *
     (fused - t) / (1 - t)`` with ``t = p.score_threshold``, so linking, the plausibility rule and the report take it
     like any detection. Where a learned detection overlaps a lumen candidate (IoU > 0.3) the higher score is kept.
@@ -371,7 +418,8 @@ def fuse(model_dets: list[Detection], lumen: list[tuple[tuple, float]], heat: li
     t = p.score_threshold
     extra = []
     for (b, s), hm in zip(lumen, heat):
-        f = (1 - p.heat_weight) * s + p.heat_weight * hm
+        w = p.heat_weight
+        f = (1 - w) * s + w * hm if p.fusion < 0.5 else float(max(s, 0.0) ** (1 - w) * max(hm, 0.0) ** w)
         if f >= t:
             extra.append(Detection(slice_index, tuple(float(v) for v in b),
                                    float(threshold + (1 - threshold) * (f - t) / max(1 - t, 1e-6))))

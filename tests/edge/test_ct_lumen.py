@@ -39,8 +39,10 @@ def _hit(cands, box, iou=0.1):
     return [s for b, s in cands if ov(b, box) >= iou]
 
 
-def _vessel(cy=48, cx=48, r=9, lumen=220.0, seed=0):
+def _vessel(cy=48, cx=48, r=9, lumen=220.0, seed=0, fat=0):
     img = _tissue(seed=seed)
+    if fat:
+        _disc(img, cy, cx, r + fat, -90.0)  # the fat plane a deep vein runs in
     _disc(img, cy, cx, r, lumen)
     return img
 
@@ -67,7 +69,7 @@ def test_partial_defect_touching_the_wall_crescent_of_contrast():
 def test_occluded_stretch_of_a_bright_tube_is_a_candidate():
     slices = []
     for z in range(10):
-        img = _vessel(seed=z)
+        img = _vessel(seed=z, fat=3)
         if 4 <= z <= 6:
             _disc(img, 48, 48, 9, 55.0)  # the whole lumen dark over three slices, bright above and below
             img += np.random.default_rng(100 + z).normal(0, 8, img.shape).astype(np.float32)

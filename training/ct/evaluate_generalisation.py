@@ -21,6 +21,12 @@ bedside code path), one study at a time. Reported per model, without and with th
   by ``edge.ct.linking``, as ``ct scan`` reports them): thrombus sensitivity and false findings per study, and for
   ``real`` false findings per clean study.
 
+With ``--lumen on`` (or ``spec`` and a spec whose ``extra["lumen"]`` is enabled) every model is also scored with the
+vessel-lumen stage (``edge.ct.lumen``) fused in, as ``ct scan`` runs it: one pass of the runtime
+``edge.ct.pipeline.ModelDetector`` per study gives the learned detections and the raw lumen candidates; the row
+``<model>+lumen`` is the union made by ``edge.ct.lumen.fuse`` with the spec's lumen parameters (the same function the
+runtime calls), the row ``<model>`` the learned detector alone from the same pass.
+
 Writes JSON (``--out``) and a Markdown table (``--md``, default: ``--out`` with ``.md``).
 """
 
@@ -33,9 +39,12 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.ct.lumen import LumenParams, fuse
 from edge.ct.plausibility import PlausibilityParams
 from edge.errors import ModelError
 from edge.spec import load_spec
@@ -91,14 +100,22 @@ def evaluate(args) -> dict:
         spec = load_spec(path)
         _check(spec, args, seeds)
         backend = OnnxRuntimeBackend(path, threads=args.threads)
-        models.append({"path": path, "spec": spec, "backend": backend, "thr": float(spec.extra["decode"]["score_threshold"]),
-                       "rule": PlausibilityParams.from_spec(spec), "preds": [], "ruled": [], "gts": [], "ids": [],
-                       "lesion": [], "lesion_rule": [], "clean": [], "clean_rule": [], "per_study": []})
+        lp = LumenParams.from_spec(spec)
+        if args.lumen != "spec":
+            block = spec.extra.get("lumen")
+            lp = replace(LumenParams.from_dict(block) if isinstance(block, dict) else LumenParams(), enabled=args.lumen == "on")
+        variants = [spec.name] + ([spec.name + "+lumen"] if lp.enabled else [])
+        for name in variants:
+            models.append({"path": path, "spec": spec, "backend": backend, "thr": float(spec.extra["decode"]["score_threshold"]),
+                           "rule": PlausibilityParams.from_spec(spec), "preds": [], "ruled": [], "gts": [], "ids": [],
+                           "lesion": [], "lesion_rule": [], "clean": [], "clean_rule": [], "per_study": [],
+                           "name": name, "lumen": lp if name.endswith("+lumen") else None,
+                           "runtime": lp.enabled})
     t0 = time.perf_counter()
     n = 0
     for label, st, is_clean in studies(args):
         n += 1
-        cache = {}
+        cache, passes = {}, {}
         for m in models:
             spec = m["spec"]
             pre = spec.preprocess
@@ -106,8 +123,13 @@ def evaluate(args) -> dict:
             if key not in cache:
                 cache[key] = prepare_study(st, pre)
             ps = cache[key]
-            infer = (lambda x, b=m["backend"], name=spec.input.name: b.infer({name: x}))
-            pr = predict_study(infer, ps, spec, args.floor)
+            if m["runtime"]:  # the runtime path, once per model file: learned detections + raw lumen candidates
+                if m["path"] not in passes:
+                    passes[m["path"]] = runtime_pass(m, st, args.floor)
+                pr = runtime_preds(passes[m["path"]], m["lumen"], m["thr"])
+            else:
+                infer = (lambda x, b=m["backend"], name=spec.input.name: b.infer({name: x}))
+                pr = predict_study(infer, ps, spec, args.floor)
             p = m["rule"]
             kept = apply_rule(pr, slice_features(st, pr, p), p) if p.enabled else pr
             m["preds"] += pr
@@ -121,7 +143,7 @@ def evaluate(args) -> dict:
                                    "found": b["thrombi_found"], "fp_findings": b["fp_findings"],
                                    "fp_findings_no_rule": a["fp_findings"]})
         print(f"  [{n}] {label}: {len(st.hu)} slices, {len(st.thrombi)} thrombi; "
-              + "; ".join(f"{m['spec'].name} found {m['per_study'][-1]['found']}, {m['per_study'][-1]['fp_findings']} false"
+              + "; ".join(f"{m['name']} found {m['per_study'][-1]['found']}, {m['per_study'][-1]['fp_findings']} false"
                           for m in models) + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     results = {}
     for m in models:
@@ -140,10 +162,35 @@ def evaluate(args) -> dict:
         if m["clean"]:
             r["clean"] = sum_lesion(m["clean"])
             r["clean_rule"] = sum_lesion(m["clean_rule"])
-        names = [x["spec"].name for x in models]
-        results[spec.name if names.count(spec.name) == 1 else m["path"].stem] = r
-        m["backend"].close()
+        if m["lumen"] is not None:
+            r["lumen_params"] = m["lumen"].to_json()
+        names = [x["name"] for x in models]
+        results[m["name"] if names.count(m["name"]) == 1 else m["path"].stem + m["name"][len(spec.name):]] = r
+    for m in models:
+        if m["name"] == m["spec"].name:
+            m["backend"].close()
     return results
+
+
+def runtime_pass(m: dict, st, floor: float) -> list:
+    """Per slice (learned detections >= floor, raw lumen candidates (box, score, heat)) from the runtime detector."""
+    from edge.ct.pipeline import ModelDetector
+    from training.ct.lumen_calibrate import run_study
+
+    lp = m.get("lumen") or LumenParams()
+    det = ModelDetector(m["backend"], m["spec"], score_threshold=floor, plausibility=PlausibilityParams(enabled=False),
+                        lumen=replace(lp, enabled=True, score_threshold=2.0))  # collect: nothing fused here
+    return run_study(det, st)
+
+
+def runtime_preds(per: list, lp: LumenParams | None, threshold: float) -> list:
+    """(boxes, scores) per slice: the learned detections, or (``lp`` given) their union with the lumen stage."""
+    out = []
+    for i, (dets, cands) in enumerate(per):
+        if lp is not None:
+            dets = fuse(dets, [(b, s) for b, s, _ in cands], [h for *_, h in cands], lp, threshold, i)
+        out.append((np.array([d.box for d in dets], np.float64).reshape(-1, 4), np.array([d.score for d in dets], np.float64)))
+    return out
 
 
 def record(results: dict, args, command: str) -> None:
@@ -209,6 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--floor", type=float, default=0.05)
     ap.add_argument("--fppi-target", type=float, default=0.25)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lumen", choices=["spec", "on", "off"], default="spec",
+                    help="vessel-lumen stage (edge.ct.lumen): as the spec says, on (also scored alone), or off")
     ap.add_argument("--record", action="store_true",
                     help="store the headline figures in each model's spec (metrics.generalisation) and card")
     args = ap.parse_args(argv)

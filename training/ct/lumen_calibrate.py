@@ -36,7 +36,8 @@ from edge.spec import load_spec, save_spec
 from training.ct.plausibility import lesion_eval, sum_lesion
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75)
-THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.3, 1.0001, 0.05))
+FUSIONS = (0.0, 1.0)  # linear mean, geometric gate (edge.ct.lumen.fuse)
+THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.1, 1.0001, 0.05))
 
 
 def validation_studies(args):
@@ -115,18 +116,21 @@ def main(argv=None) -> int:
     backend.close()
     alone = score_point(cache, None, rule, op)
     grid = []
-    for w in WEIGHTS:
-        for t in THRESHOLDS:
-            r = score_point(cache, replace(base, heat_weight=w, score_threshold=t), rule, op)
-            grid.append({"heat_weight": w, "score_threshold": t, **r})
-            print(f"  w={w} t={t}: {r}", flush=True)
+    for fu in FUSIONS:
+        for w in WEIGHTS:
+            if fu and not w:
+                continue  # the gate without the heatmap is the mean without it
+            for t in THRESHOLDS:
+                r = score_point(cache, replace(base, fusion=fu, heat_weight=w, score_threshold=t), rule, op)
+                grid.append({"fusion": fu, "heat_weight": w, "score_threshold": t, **r})
+                print(f"  fusion={fu} w={w} t={t}: sens {r['thrombus_sensitivity']} fp/study {r['fp_findings_per_study']}", flush=True)
     ok = [g for g in grid if g["fp_findings_per_study"] <= args.max_fp]
     pick = max(ok, key=lambda g: (g["thrombus_sensitivity"], -g["fp_findings_per_study"])) if ok else None
     better = bool(pick) and pick["thrombus_sensitivity"] > alone["thrombus_sensitivity"]
     print(f"detector alone: {alone}\npicked: {pick}\nenabled by default: {better}", flush=True)
     block = None
     if pick:
-        block = replace(base, heat_weight=pick["heat_weight"], score_threshold=pick["score_threshold"],
+        block = replace(base, fusion=pick["fusion"], heat_weight=pick["heat_weight"], score_threshold=pick["score_threshold"],
                         enabled=better).to_json() | {
             "function": "edge.ct.lumen.LumenStage + edge.ct.lumen.fuse",
             "calibration": {"validation": {"phantom_seeds": [args.seed, args.seed + args.studies - 1],
