@@ -34,11 +34,11 @@ def _register_fp16(esub: argparse._SubParsersAction) -> None:
                    help="ultrasound models: compare with FP32 on the demo clips (ONNX Runtime CPU; ~1 min)")
 
     def run(a: argparse.Namespace) -> int:
-        from edge.errors import InputError
+        from edge.errors import ModelError
         from edge.spec import load_spec
 
         if not a.model.is_file():
-            raise InputError(f"{a.model}: model not found (pass the FP32 .onnx with its .json spec beside it)")
+            raise ModelError(f"{a.model}: model not found (pass the FP32 .onnx with its .json spec beside it)")
         convert_fp16, fp16_sibling = _fp16_tools()
 
         out = a.out or fp16_sibling(a.model)
