@@ -75,6 +75,9 @@ def finish_report(result, kind: str, backend: dict | None, model: dict | None, o
         write_json(report, json_path)
     for w in result.warnings:
         warn(f"warning: {redact(w)}")
+    if not report.get("complete", True):
+        warn("INCOMPLETE: slices of this series are missing or were skipped (see the warnings); the findings "
+             "cover only the slices read")
     t = result.timing
     log(f"{result.slices} slices, {len(result.findings)} candidate(s), {len(result.suppressed)} suppressed streak(s), "
         f"{t['slices_per_s']} slices/s, backend {backend.get('name') if backend else '?'} - {NOTICE}")

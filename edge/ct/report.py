@@ -41,17 +41,30 @@ def finding_line(f: Finding, direction: int, number: int) -> str:
 
 def build_report(result: ScanResult, *, input_kind: str, backend: dict | None, model: dict | None,
                  key_images: list[str] | None = None) -> dict:
-    """The JSON-able report of one series (schema ``dvt-edge/ct-scan@1``)."""
+    """The JSON-able report of one series (schema ``dvt-edge/ct-scan@1``).
+
+    ``input.skipped``: every file or slice left out, with why (non-DICOM, not CT, truncated, late, duplicate,
+    another series); ``input.gaps``: missing-slice gaps found by position. ``complete`` is False when the
+    series itself lost slices (a gap, or a CT slice skipped as truncated, unreadable or late): the findings
+    then cover only part of it. Files that were never part of the series (a README, a dose report) do not
+    make it incomplete."""
+    warnings = [redact(w) for w in result.warnings]
+    skipped = [w for w in warnings if "skipped" in w or "dropped" in w]
+    gaps = [w for w in warnings if w.startswith("gap ")]
+    lost = [w for w in skipped if any(k in w for k in ("truncated", "cannot read", "cannot decode", "arrived late",
+                                                      "pixel grid"))]
     return {
         "schema": SCHEMA,
         "notice": NOTICE,
+        "complete": not gaps and not lost,
         "input": {"kind": input_kind, "series": result.series_hash or None,
-                  "stream_direction": "ascending" if result.direction >= 0 else "descending"},
+                  "stream_direction": "ascending" if result.direction >= 0 else "descending",
+                  "slices_read": result.slices, "skipped": skipped, "gaps": gaps},
         "slices": result.slices,
         "k": result.k,
         "findings": [f.to_json() for f in result.findings],
         "suppressed": [s.to_json() for s in result.suppressed],
-        "warnings": [redact(w) for w in result.warnings],
+        "warnings": warnings,
         "backend": backend,
         "model": model,
         "timing": result.timing,

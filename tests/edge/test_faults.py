@@ -324,3 +324,28 @@ def test_bench_line_for_a_scenario_with_no_frames():
 
 def test_gitignore_covers_the_demo_output():
     assert "/dvt-edge-demo/" in (REPO / ".gitignore").read_text().split()
+
+
+def test_ct_report_says_whether_the_series_is_complete_and_what_was_skipped(tmp_path):
+    from edge.ct.job import finish_report, open_input
+    from edge.ct.pipeline import run_pipeline
+    from edge.ct.testing import ThresholdDetector, write_series
+
+    def report_of(folder):
+        stream, kind = open_input(folder)
+        warned = []
+        rep = finish_report(run_pipeline(stream, ThresholdDetector(), k=3), kind, None, None, None, None,
+                            log=lambda m: None, warn=warned.append)
+        return rep, warned
+
+    write_series(tmp_path / "whole", n=8)
+    (tmp_path / "whole" / "README.txt").write_text("not a slice")
+    rep, warned = report_of(tmp_path / "whole")
+    assert rep["complete"] is True and rep["input"]["slices_read"] == 8 and rep["input"]["gaps"] == []
+    assert any("README.txt" in w and "not a DICOM" in w for w in rep["input"]["skipped"])
+    assert not any("INCOMPLETE" in w for w in warned)
+
+    write_series(tmp_path / "gap", n=8, skip=(4, 5))
+    rep, warned = report_of(tmp_path / "gap")
+    assert rep["complete"] is False and rep["input"]["gaps"] and "missing" in rep["input"]["gaps"][0]
+    assert any("INCOMPLETE" in w for w in warned)
