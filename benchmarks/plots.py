@@ -29,8 +29,13 @@ def write_png(results: dict, path: Path) -> Path | None:
     label = results["environment"]["device_label"]
     fig.suptitle(f"DVT Edge latency on {label} - research software, not for diagnostic use", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from edge.atomic import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:  # the suffix is kept, so matplotlib still picks PNG
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -85,7 +90,8 @@ def _stages(ax, e2e: dict | None) -> None:
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.bar([i + 0.38 for i in x], [s["stages_ms"]["decode"]["p50"] or 0.0 for s in scs], 0.15, color="grey",
            hatch="//", label="decode (capture thread)")
-    ages = [s["frame_age_ms"]["p99"] for s in scs]
+    ages = [s["frame_age_ms"]["p99"] if s["frame_age_ms"]["p99"] is not None else float("nan")
+            for s in scs]  # NaN (not drawn) for a scenario that processed no frame
     ax.scatter(x, [min(a, max(bottom) * 2.5) for a in ages], marker="_", s=400, color="black", zorder=3,
                label="frame age p99 (clipped)")
     ax.set_xticks(x, [f"{s['name']}\n{s['fps_processed'] or 0:.1f} fps" for s in scs], fontsize=8)

@@ -238,6 +238,8 @@ def dumps(results: dict) -> str:
 def write_outputs(results: dict, out: Path, png_name: str | None) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "bench.json", "markdown": out / "bench.md"}
-    paths["json"].write_text(dumps(results) + "\n")
-    paths["markdown"].write_text(markdown_summary(results, png_name))
+    from edge.atomic import write_text_atomic
+
+    write_text_atomic(paths["json"], dumps(results) + "\n", "the benchmark results")
+    write_text_atomic(paths["markdown"], markdown_summary(results, png_name), "the benchmark summary")
     return paths

@@ -126,6 +126,7 @@ def load_spec(model_path: str | Path) -> ModelSpec:
 
 def save_spec(spec: ModelSpec, model_path: str | Path) -> Path:
     """Write the sidecar spec beside ``model_path``; returns its path."""
+    from edge.atomic import write_text_atomic
+
     path = spec_path_for(model_path)
-    path.write_text(json.dumps(spec.to_json(), indent=2, sort_keys=False) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(spec.to_json(), indent=2, sort_keys=False) + "\n", "the model spec")

@@ -66,7 +66,10 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path | None = None) -> M
     bad = {n: onnx.TensorProto.DataType.Name(t) for n, t in io_types.items() if t != onnx.TensorProto.FLOAT}
     if bad:
         raise ModelError(f"{out}: graph IO must stay float32 for callers, got {bad}")
-    onnx.save(half, str(out))
+    from edge.atomic import atomic_path
+
+    with atomic_path(out) as tmp:  # a reader never sees half a model under the final name
+        onnx.save(half, str(tmp))
     extra = {k: v for k, v in spec.extra.items() if k not in ("artifact", "parity")}
     half_spec = ModelSpec(
         name=spec.name, task=spec.task, input=spec.input, outputs=spec.outputs, preprocess=spec.preprocess,

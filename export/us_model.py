@@ -184,8 +184,11 @@ def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
     spec_json = json.loads(out.with_suffix(".json").read_text())
     spec_json["parity"] = {"vs": "pytorch-eager", "dice": parity.dice_per_class, "frames": parity.frames,
                            "max_abs_logit_diff": parity.max_abs_logit_diff}
-    out.with_suffix(".json").write_text(json.dumps(spec_json, indent=2) + "\n")
-    out.with_suffix(".md").write_text(model_card(spec_json, summary, parity, lineage(summary, summary_path)))
+    from edge.atomic import write_text_atomic
+
+    write_text_atomic(out.with_suffix(".json"), json.dumps(spec_json, indent=2) + "\n", "the model spec")
+    write_text_atomic(out.with_suffix(".md"), model_card(spec_json, summary, parity, lineage(summary, summary_path)),
+                      "the model card")
     print(f"exported {out} ({spec_json['artifact']['bytes'] / 1e6:.2f} MB); parity Dice {parity.dice_per_class}")
     return spec_json
 

@@ -68,19 +68,28 @@ def test_end_to_end_stages_age_drops(bench):
     res, _ = bench
     scs = {s["name"]: s for s in res["end_to_end"]["scenarios"]}
     assert set(scs) >= {"paced-30fps", "slow-newest", "slow-fifo", "unpaced"}
+    # How many frames a scenario gets through depends on the machine's load: a scenario with none after its
+    # warm-up is reported as such (no rate), never asserted against a speed (issue 12).
+    measured = {n: s for n, s in scs.items() if s["frames_processed"] > 1}
     for s in scs.values():
-        assert s["frames_processed"] > 0 and s["fps_processed"] > 0
         assert isinstance(s["dropped"], int) and s["dropped"] >= 0
+        idx = s["samples"]["index"]
+        assert idx == sorted(set(idx)) and len(s["samples"]["frame_age_ms"]) == len(idx)
+        if s["name"] not in measured:
+            continue
+        assert s["fps_processed"] > 0
         _pct(s["frame_age_ms"])
         for st in STAGES:
             _pct(s["stages_ms"][st])
-        idx = s["samples"]["index"]
-        assert idx == sorted(set(idx)) and len(s["samples"]["frame_age_ms"]) == len(idx)
-    slow, fifo = scs["slow-newest"], scs["slow-fifo"]
-    assert slow["stages_ms"]["infer"]["p50"] >= 50.0  # the slow backend really slept
-    assert slow["dropped"] > 0 and slow["backlog_at_end"] == 0  # newest-frame: drops, no backlog
-    assert fifo["dropped"] == 0 and fifo["backlog_at_end"] > 0  # lossless: no drops, a backlog
-    assert fifo["frame_age_ms"]["p50"] > slow["frame_age_ms"]["p50"]
+    if "slow-newest" in measured:
+        slow = measured["slow-newest"]
+        assert slow["stages_ms"]["infer"]["p50"] >= 50.0  # the slow backend really slept
+        assert slow["dropped"] > 0 and slow["backlog_at_end"] == 0  # newest-frame: drops, no backlog
+    if "slow-fifo" in measured:
+        fifo = measured["slow-fifo"]
+        assert fifo["dropped"] == 0 and fifo["backlog_at_end"] > 0  # lossless: no drops, a backlog
+        if "slow-newest" in measured:
+            assert fifo["frame_age_ms"]["p50"] > measured["slow-newest"]["frame_age_ms"]["p50"]
 
 
 def test_ct_measured_or_skipped_with_reason(bench):
