@@ -1,7 +1,7 @@
 """``dvt-edge ct scan`` and ``dvt-edge ct listen``: the CT job composed from its parts, in one place.
 
 scan:   PATH (a DICOM folder or a .nii/.nii.gz file) -> SliceStream -> run_pipeline -> report/key images.
-listen: C-STORE receiver -> per study: stream_datasets -> run_pipeline -> report/key images per study.
+listen: C-STORE receiver -> per qualifying series: edge.ct.serve (pipeline -> report, key images, SR, send).
 
 Findings are printed live, one line each, as soon as the linker closes them. Errors are DvtEdgeError
 subclasses (one line naming the input); the input is opened before the model, so a wrong path is reported
@@ -49,7 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listen.add_argument("--ae-title", default="DVTEDGE", help="our AE title (default DVTEDGE)")
     listen.add_argument("--allow", nargs="+", default=[], metavar="AE", help="calling AE titles to accept")
     listen.add_argument("--idle-timeout", type=float, default=30.0, help="end a study after S s without a slice")
-    listen.add_argument("--once", action="store_true", help="exit after the first study")
+    listen.add_argument("--once", action="store_true", help="exit after the first processed series")
+    listen.add_argument("--rules", type=Path, default=None,
+                        help="series-selection rules (JSON; default: the packaged edge/ct/assets/series-rules.json)")
+    listen.add_argument("--send-to", default=None, metavar="AE@HOST:PORT",
+                        help="send the SR and key images of each series back to this archive by C-STORE "
+                             "(needs --out: they are also written there)")
+    listen.add_argument("--max-associations", type=int, default=32,
+                        help="connections served at once, idle ones included until they time out (default 32)")
+    listen.add_argument("--max-per-caller", type=int, default=2,
+                        help="associations given work at once per calling AE title (default 2)")
+    listen.add_argument("--acse-timeout", type=float, default=5.0,
+                        help="s a connection has to complete its association request (default 5)")
+    listen.add_argument("--network-timeout", type=float, default=15.0,
+                        help="s of silence after which an association is aborted (default 15)")
+    listen.add_argument("--dimse-timeout", type=float, default=30.0, help="s for one DIMSE message (default 30)")
     common(listen)
     listen.set_defaults(func=cmd_listen)
 
@@ -133,30 +147,64 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from edge.ct.job import close_detector
     from edge.ct.listen import ListenConfig, StoreListener
-    from edge.ct.pipeline import run_pipeline
-    from edge.ct.stream import stream_datasets
+    from edge.ct.send import Destination, Sender
+    from edge.ct.series_rules import SeriesRules
+    from edge.ct.serve import serve
+    from edge.errors import ConfigError
 
+    dest = Destination.parse(args.send_to) if args.send_to else None
+    if dest is not None and args.out is None:
+        raise ConfigError("--send-to needs --out DIR: the results are written there too, so nothing is lost "
+                          "while the archive is unreachable")
+    rules = SeriesRules.load(args.rules)
     cfg = ListenConfig(host=args.host, port=args.port, ae_title=args.ae_title, allow=tuple(args.allow),
-                       idle_timeout_s=args.idle_timeout, store_dir=args.out).validate()
+                       idle_timeout_s=args.idle_timeout, store_dir=args.out, max_associations=args.max_associations,
+                       max_per_caller=args.max_per_caller, acse_timeout_s=args.acse_timeout,
+                       network_timeout_s=args.network_timeout, dimse_timeout_s=args.dimse_timeout, rules=rules,
+                       series_uid=args.series_uid).validate()
     detector, backend, model = _open_detector(args)  # once, before any slice arrives
     k = _check_k(args, detector)
-    listener = StoreListener(cfg).start()
+    listener = StoreListener(cfg, notice=lambda m: print(m, flush=True)).start()
+    sender = Sender(dest, calling_ae=cfg.ae_title, notice=lambda m: print(m, flush=True)) if dest else None
+    stopped_by: list[str] = []
+
+    def on_signal(signum, frame) -> None:
+        if listener.stopping:  # a second Ctrl-C: stop now, whatever is running
+            raise KeyboardInterrupt
+        stopped_by.append(signal.Signals(signum).name)
+        listener.request_stop()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         allow = ", ".join(cfg.allow) if cfg.allow else "any caller (loopback only)"
-        print(f"listening on {cfg.host}:{listener.port} as AE '{cfg.ae_title}', accepting {allow} - {NOTICE}", flush=True)
+        print(f"listening on {cfg.host}:{listener.port} as AE '{cfg.ae_title}', accepting {allow}; series rules "
+              f"{rules.source}" + (f"; results to {dest}" if dest else "") + f" - {NOTICE}", flush=True)
         for line in listener.not_offered:
             print(f"note: transfer syntax not offered, no decoder here: {line}", file=sys.stderr)
-        for study in listener.studies(once=args.once):
-            print(f"study {study.number}: receiving", flush=True)
-            stream = stream_datasets(study, series_uid=args.series_uid)
-            result = run_pipeline(stream, detector, k=k, on_finding=_printer(f"study {study.number}: "))
-            result.warnings.extend(study.warnings)
-            print(f"study {study.number}: ended ({study.end_reason})", flush=True)
-            out = args.out / f"study-{study.number:03d}" if args.out is not None else None
-            _finish(result, "dicom-c-store", backend, model, out, None)
+        serve(listener, detector, k, out=args.out, sender=sender, backend=backend, model=model, once=args.once,
+              log=lambda m: print(m, flush=True), warn=lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         listener.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if sender is not None:
+            # a normal end (--once) waits for the archive (retries included); a stop waits half a second
+            unsent = sender.close(wait_s=0.5 if stopped_by else sender.attempts * sender.max_backoff_s)
+            for o in unsent:
+                print(f"{o.label}: not sent to {dest} ({o.message or 'stopped first'}); the files are in "
+                      f"{o.files[0].parent}", file=sys.stderr)
         close_detector(detector)
+    if stopped_by:
+        print(f"stopped by {stopped_by[0]}", flush=True)
+    import gc
+
+    gc.freeze()  # the interpreter's final collection over every imported module took 1-2 s on 2 busy cores
     return 0

@@ -38,8 +38,11 @@ def synthetic_hu(shape=(64, 64), clot: tuple[int, int, int] | None = None) -> np
 
 def write_slice(path: Path, hu: np.ndarray, *, position_z: float, series_uid: str, instance: int,
                 spacing=(0.8, 0.8), thickness=3.0, modality="CT", orientation=(1, 0, 0, 0, 1, 0),
-                study_uid: str = "1.2.826.0.1.3680043.8.498.1", sop_uid: str | None = None) -> Path:
-    """Write one uncompressed CT slice (stored = HU + 1024, slope 1, intercept -1024) with pydicom."""
+                study_uid: str = "1.2.826.0.1.3680043.8.498.1", sop_uid: str | None = None,
+                extra: dict | None = None) -> Path:
+    """Write one uncompressed CT slice (stored = HU + 1024, slope 1, intercept -1024) with pydicom.
+
+    extra: more attributes by keyword (e.g. ImageType, SeriesDescription, AccessionNumber), set last."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -69,17 +72,22 @@ def write_slice(path: Path, hu: np.ndarray, *, position_z: float, series_uid: st
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
     ds.PixelData = (hu.astype(np.int32) + 1024).clip(0, 65535).astype("<u2").tobytes()
+    for kw, v in (extra or {}).items():
+        setattr(ds, kw, v)
     ds.save_as(path, enforce_file_format=True)
     return path
 
 
 def write_series(folder: Path, n: int = 12, *, z0: float = -100.0, dz: float = 3.0, shape=(64, 64),
                  clot_slices: Sequence[int] = (), series_uid: str | None = None, names: Sequence[str] | None = None,
-                 skip: Sequence[int] = (), spacing=(0.8, 0.8)) -> list[Path]:
+                 skip: Sequence[int] = (), spacing=(0.8, 0.8), study_uid: str | None = None,
+                 orientation=(1, 0, 0, 0, 1, 0), extra: dict | None = None) -> list[Path]:
     """Write an n-slice synthetic series; slice i sits at z0 + i*dz. Returns the written paths in i order.
 
     clot_slices: indices with a clot disc (radius 4 px at the vein centre). skip: indices not written (a gap).
     names: file names per index (to test that sorting ignores names); default ``s{i:03d}.dcm``.
+    study_uid, orientation, extra: passed to :func:`write_slice` (a study of several series, a reformat,
+    a localizer's ImageType, ...).
     """
     from pydicom.uid import generate_uid
 
@@ -93,8 +101,9 @@ def write_series(folder: Path, n: int = 12, *, z0: float = -100.0, dz: float = 3
             continue
         name = names[i] if names is not None else f"s{i:03d}.dcm"
         hu = synthetic_hu(shape, clot if i in clot_slices else None)
+        kw = {"study_uid": study_uid} if study_uid else {}
         paths.append(write_slice(folder / name, hu, position_z=z0 + i * dz, series_uid=uid, instance=i + 1,
-                                 spacing=spacing))
+                                 spacing=spacing, orientation=orientation, extra=extra, **kw))
     return paths
 
 
@@ -130,3 +139,37 @@ class ThresholdDetector:
                 out.append(Detection(centre.index, (float(x), float(y), float(x + w), float(y + h)),
                                      float(min(0.99, 0.5 + area / 200.0))))
         return out
+
+
+def send_files(port: int, items, *, calling: str = "TESTSCU", called: str = "DVTEDGE", transfer_syntax=None,
+               release: bool = True, host: str = "127.0.0.1"):
+    """Send DICOM files or datasets over one association with pynetdicom (a test sender).
+
+    transfer_syntax: propose only this syntax for every SOP class (default: each item's own and the two
+    uncompressed ones). Returns the C-STORE status codes, or None when no association was established;
+    with ``release=False`` returns (statuses, association) and leaves it open.
+    """
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE
+
+    datasets = [pydicom.dcmread(x) if not isinstance(x, pydicom.Dataset) else x for x in items]
+    ae = AE(ae_title=calling)
+    contexts: dict[str, set] = {}
+    for ds in datasets:
+        own = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ExplicitVRLittleEndian)
+        want = {transfer_syntax} if transfer_syntax else {own, ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+        contexts.setdefault(str(ds.SOPClassUID), set()).update(want)
+    for sop, syntaxes in contexts.items():
+        ae.add_requested_context(sop, sorted(syntaxes))
+    assoc = ae.associate(host, port, ae_title=called)
+    if not assoc.is_established:
+        return None
+    statuses = []
+    for ds in datasets:
+        st = assoc.send_c_store(ds)
+        statuses.append(getattr(st, "Status", None))
+    if release:
+        assoc.release()
+        return statuses
+    return statuses, assoc
