@@ -66,14 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
                 register = exc
         # never let an optional command take the whole CLI down: show it, and say what to install
         p = sub.choices.get(name) or sub.add_parser(name, help=f"(unavailable: {register})")
+        # take whatever follows (`dvt-edge train us --out x`), so the user gets the install line below
+        # instead of argparse's "unrecognized arguments: us"
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         p.set_defaults(func=_unavailable(name, register))
     return parser
+
+
+#: the extra each plug-in command needs
+_EXTRAS = {"train": "train", "export": "export,train", "bench": "bench,train"}
 
 
 def _unavailable(name: str, exc: Exception) -> Callable[[argparse.Namespace], int]:
     def run(_args: argparse.Namespace) -> int:
         raise DvtEdgeError(
-            f"'dvt-edge {name}' needs extra packages ({exc}); install them with: pip install 'dvt-edge[train,bench]'"
+            f"'dvt-edge {name}' needs extra packages ({exc}); install them with: "
+            f"pip install 'dvt-edge[{_EXTRAS.get(name, 'train,bench')}]'"
         )
 
     return run

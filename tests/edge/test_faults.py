@@ -349,3 +349,12 @@ def test_ct_report_says_whether_the_series_is_complete_and_what_was_skipped(tmp_
     rep, warned = report_of(tmp_path / "gap")
     assert rep["complete"] is False and rep["input"]["gaps"] and "missing" in rep["input"]["gaps"][0]
     assert any("INCOMPLETE" in w for w in warned)
+
+
+def test_train_us_without_torch_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a))
+    assert main(["train", "us", "--out", "x"]) == 2  # not argparse's "unrecognized arguments: us"
+    _one_line_error(capsys.readouterr().err, "dvt-edge train", "pip install 'dvt-edge[train]'")
