@@ -195,8 +195,15 @@ def _read_header(path: Path):
             ds = pydicom.dcmread(path)
     except InvalidDicomError:
         return None, "not a DICOM file (no DICM preamble)"
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"{path}: truncated or corrupt DICOM file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom raises assorted types on cut files (BytesLengthException...)
+        msg = " ".join(str(exc).split())[:200]
+        raise InputError(f"{path}: truncated or corrupt DICOM file ({type(exc).__name__}: {msg}); copy the file "
+                         "again from the source, or move it out of the folder") from exc
+    meta = getattr(ds, "file_meta", None)
+    if len(ds) == 0 and (meta is None or "TransferSyntaxUID" not in meta or "MediaStorageSOPClassUID" not in meta):
+        # the DICM marker is there but the file ends inside its File Meta header: a cut copy, not a non-CT file
+        raise InputError(f"{path}: truncated DICOM file (it ends inside its header, {Path(path).stat().st_size} "
+                         "bytes); copy the file again from the source, or move it out of the folder")
     return ds, None
 
 

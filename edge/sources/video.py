@@ -70,7 +70,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     """Normalise a decoded image to uint8 HxW or HxWx3 BGR: drop alpha, map 16-bit by its top 8 bits, clip
     floats assumed in [0, 1] (max <= 1) or [0, 255]."""
     if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        image = np.ascontiguousarray(image[:, :, :3])  # drop alpha (cvtColor refuses 32-bit integer images)
     elif image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.dtype == np.uint8:

@@ -11,7 +11,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
-from edge.errors import ConfigError  # noqa: E402
+from edge.errors import ConfigError, InputError  # noqa: E402
 
 FAST = settings(max_examples=60, deadline=None)  # no per-example time limit: the machine is shared
 
@@ -106,3 +106,54 @@ def test_baseline_and_min_are_ordered_and_taken_from_the_curve(areas):
         return
     assert low <= base + 1e-6
     assert a.min() - 1e-6 <= low and base <= a.max() + 1e-6
+
+
+# --------------------------------------------------------------------- cut files never pass as complete
+_CT_SERIES: dict = {}
+
+
+def _ct_series():
+    """One synthetic 4-slice series, written once (hypothesis re-runs the test body many times)."""
+    if not _CT_SERIES:
+        import tempfile
+        from pathlib import Path
+
+        from edge.ct.testing import write_series
+
+        folder = Path(tempfile.mkdtemp(prefix="dvt-props-ct-"))
+        paths = write_series(folder, n=4)
+        _CT_SERIES.update(folder=folder, victim=paths[1], data=paths[1].read_bytes())
+    return _CT_SERIES
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_a_ct_slice_cut_anywhere_after_its_dicm_marker_is_an_error_naming_it(data):
+    from edge.ct.dicom_series import scan_series
+
+    s = _ct_series()
+    cut = data.draw(st.integers(132, len(s["data"]) - 1), label="bytes kept")
+    s["victim"].write_bytes(s["data"][:cut])
+    try:
+        with pytest.raises(InputError) as err:
+            scan_series(s["folder"])
+        assert s["victim"].name in str(err.value) and "truncated" in str(err.value)
+    finally:
+        s["victim"].write_bytes(s["data"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.1, 0.999))
+def test_a_cine_cut_anywhere_never_yields_all_its_frames_quietly(tmp_path_factory, keep):
+    from edge.faults import truncate
+    from edge.sources.dicom_cine import DicomCineSource
+    from edge.sources.testing import make_dicom
+
+    path = tmp_path_factory.mktemp("cine") / "c.dcm"
+    frames = np.stack([np.full((16, 24), 10 + 20 * i, np.uint8) for i in range(6)])
+    truncate(make_dicom(path, frames), keep)
+    got = []
+    with pytest.raises(InputError) as err:  # at open, or (SourceError) while streaming
+        with DicomCineSource(path) as src:
+            got = [f.index for f in src]
+    assert "c.dcm" in str(err.value) and len(got) < 6
