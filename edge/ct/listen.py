@@ -248,7 +248,7 @@ class StoreListener:
         self.stopping = False
         self.not_offered: list[str] = []
         self.port: int | None = None
-        self.stats = {"associations": 0, "refused_slices": 0, "ignored_objects": 0}
+        self.stats = {"associations": 0, "peak_associations": 0, "refused_slices": 0, "ignored_objects": 0}
 
     # ---------------------------------------------------------------- SCP threads
     def _assoc(self, event) -> _Assoc:
@@ -267,6 +267,7 @@ class StoreListener:
             a.over_limit = self._callers[caller] > self.cfg.max_per_caller
             self._assocs[id(event.assoc)] = a
             self.stats["associations"] += 1
+            self.stats["peak_associations"] = max(self.stats["peak_associations"], len(self._assocs))
         if a.over_limit:
             self.notice(f"association {a.number} from '{caller}': more than {self.cfg.max_per_caller} at once from "
                         "this AE title; its slices are refused (0xA700) until one ends")

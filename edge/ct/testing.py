@@ -173,3 +173,35 @@ def send_files(port: int, items, *, calling: str = "TESTSCU", called: str = "DVT
         assoc.release()
         return statuses
     return statuses, assoc
+
+
+def encode_lossless(src: Path, dst: Path, syntax: str) -> Path:
+    """Re-encode ``src`` losslessly: JPEG Lossless SV1 with GDCM, JPEG-LS with pydicom's pyjpegls encoder."""
+    import pydicom
+    from pydicom import uid
+
+    if syntax == uid.JPEGLosslessSV1:
+        import gdcm
+
+        r = gdcm.ImageReader()
+        r.SetFileName(str(src))
+        if not r.Read():
+            raise RuntimeError(f"{src}: GDCM cannot read it")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(r.GetImage())
+        if not change.Change():
+            raise RuntimeError(f"{src}: GDCM cannot encode it as JPEG Lossless")
+        w = gdcm.ImageWriter()
+        w.SetFileName(str(dst))
+        w.SetFile(r.GetFile())
+        w.SetImage(change.GetOutput())
+        if not w.Write():
+            raise RuntimeError(f"{dst}: GDCM cannot write it")
+    else:
+        ds = pydicom.dcmread(src)
+        ds.compress(syntax, encoding_plugin="pyjpegls")
+        ds.save_as(dst, enforce_file_format=True)
+    if str(pydicom.dcmread(dst, stop_before_pixels=True).file_meta.TransferSyntaxUID) != syntax:
+        raise RuntimeError(f"{dst}: re-encoding to {syntax} failed")
+    return dst

@@ -20,7 +20,7 @@ from edge.ct.pipeline import run_pipeline  # noqa: E402
 from edge.ct.series_rules import SeriesRules, orientation_name  # noqa: E402
 from edge.ct.serve import serve  # noqa: E402
 from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
-from edge.ct.testing import ThresholdDetector, send_files, write_series  # noqa: E402
+from edge.ct.testing import ThresholdDetector, encode_lossless, send_files, write_series  # noqa: E402
 from edge.errors import ConfigError  # noqa: E402
 
 STUDY = "1.2.826.0.1.3680043.8.498.555"
@@ -157,34 +157,6 @@ def test_orientation_names():
     assert orientation_name(None) is None
 
 
-def encode(src: Path, dst: Path, syntax: str) -> Path:
-    """Re-encode ``src`` losslessly: JPEG Lossless SV1 with GDCM, JPEG-LS with pydicom's pyjpegls encoder."""
-    import pydicom
-    from pydicom import uid
-
-    if syntax == uid.JPEGLosslessSV1:
-        import gdcm
-
-        r = gdcm.ImageReader()
-        r.SetFileName(str(src))
-        assert r.Read()
-        change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
-        change.SetInput(r.GetImage())
-        assert change.Change()
-        w = gdcm.ImageWriter()
-        w.SetFileName(str(dst))
-        w.SetFile(r.GetFile())
-        w.SetImage(change.GetOutput())
-        assert w.Write()
-    else:
-        ds = pydicom.dcmread(src)
-        ds.compress(syntax, encoding_plugin="pyjpegls")
-        ds.save_as(dst, enforce_file_format=True)
-    assert str(pydicom.dcmread(dst, stop_before_pixels=True).file_meta.TransferSyntaxUID) == syntax
-    return dst
-
-
 @pytest.mark.parametrize("name", ["JPEGLosslessSV1", "JPEGLSLossless"])
 def test_jpeg_lossless_and_jpeg_ls_are_accepted_and_pixel_identical(tmp_path, name):
     import pydicom
@@ -195,7 +167,7 @@ def test_jpeg_lossless_and_jpeg_ls_are_accepted_and_pixel_identical(tmp_path, na
     assert syntax in offered, f"{syntax.name} not offered ({missing}): pip install 'dvt-edge[ct]'"
     plain = write_series(tmp_path / "plain", 5, clot_slices=[2])
     (tmp_path / "enc").mkdir()
-    coded = [encode(p, tmp_path / "enc" / p.name, syntax) for p in plain]
+    coded = [encode_lossless(p, tmp_path / "enc" / p.name, syntax) for p in plain]
     assert sum(p.stat().st_size for p in coded) < sum(p.stat().st_size for p in plain)  # really compressed
     with StoreListener(ListenConfig(port=0, store_dir=tmp_path / "out", idle_timeout_s=10)) as lst:
         assert send_files(lst.port, coded, transfer_syntax=syntax) == [0] * 5  # only that syntax proposed
