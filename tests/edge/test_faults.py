@@ -358,3 +358,51 @@ def test_train_us_without_torch_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a))
     assert main(["train", "us", "--out", "x"]) == 2  # not argparse's "unrecognized arguments: us"
     _one_line_error(capsys.readouterr().err, "dvt-edge train", "pip install 'dvt-edge[train]'")
+
+
+_UDP_SENDER = """
+import sys, time, cv2, numpy as np
+port, n = int(sys.argv[1]), int(sys.argv[2])
+w = cv2.VideoWriter(f"udp://127.0.0.1:{port}.ts", cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"PIM1"), 25.0, (160, 120))
+if not w.isOpened():
+    sys.exit(3)
+for i in range(n):
+    w.write(np.full((120, 160, 3), (i * 7) % 255, np.uint8))
+    time.sleep(0.04)
+w.release()
+"""
+
+
+def test_udp_stream_whose_sender_dies_and_comes_back_reconnects(tmp_path, free_port):
+    """A real MPEG-TS/UDP stream on loopback: the sender stops for longer than the read timeout and starts
+    again; the source reconnects and goes on (before: the run ended at the first timeout)."""
+    from edge.sources.video import StreamSource
+
+    sender = tmp_path / "send.py"
+    sender.write_text(_UDP_SENDER)
+    port = free_port()  # a free TCP port number; UDP on loopback is free there too in practice
+    codes = []
+
+    def senders():
+        for pause in (0.3, 4.0):  # the second pause is longer than the 1.5 s read timeout
+            time.sleep(pause)
+            codes.append(subprocess.run([sys.executable, str(sender), str(port), "50"], timeout=60).returncode)
+
+    threading.Thread(target=senders, daemon=True).start()
+    src, deadline = None, time.monotonic() + 20
+    while src is None and time.monotonic() < deadline and not codes:  # the sender's Python may start slowly
+        try:
+            src = StreamSource(f"udp://127.0.0.1:{port}", timeout_s=1.5, reconnect_attempts=8,
+                               reconnect_backoff_s=(0.2,))
+        except InputError:
+            pass
+    if src is None:
+        pytest.skip(f"no MPEG-TS over UDP from this OpenCV build (sender exit codes {codes})")
+    n = 0
+    with src:
+        for _ in src:
+            n += 1
+            if src.reconnects and n >= 60:  # frames from the second sender arrived after a reconnect
+                break
+    assert codes[:1] == [0] and src.reconnects, (n, codes)
+    assert src.reconnects[0]["gap_s"] > 1.0 and 1 <= src.reconnects[0]["after_frame"] <= 50
