@@ -141,10 +141,28 @@ def segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+def _stem(text: str) -> str:
+    """argparse type of --stem: a plain file name (outputs stay inside --out)."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a plain file name without folders, e.g. scan1")
+    return text
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default: auto)")
     p.add_argument("--model", type=Path, default=None, help="ONNX model with its .json spec (default: bundled lite)")
-    p.add_argument("--threads", type=int, default=None, help="CPU inference threads (default: ONNX Runtime's)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU inference threads (default: ONNX Runtime's)")
     p.add_argument("--crop", default=None, metavar="X,Y,W,H", help="image region on the screen (default: detect)")
 
 
@@ -155,9 +173,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("source", help="video file, image folder, camera index or /dev/videoN, stream URL, DICOM cine")
     r.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     r.add_argument("--out", type=Path, default=None, help="folder for the overlay MP4, curve PNG and JSON")
-    r.add_argument("--stem", default="us", help="base name of the output files (default: us)")
+    r.add_argument("--stem", type=_stem, default="us", help="base name of the output files (default: us)")
     r.add_argument("--pace", action="store_true", help="play files at their frame rate (emulates a live probe)")
-    r.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    r.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames")
     r.add_argument("--no-video", action="store_true", help="do not write the overlay MP4")
     _common(r)
     r.set_defaults(func=run)

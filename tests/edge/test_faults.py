@@ -406,3 +406,11 @@ def test_udp_stream_whose_sender_dies_and_comes_back_reconnects(tmp_path, free_p
                 break
     assert codes[:1] == [0] and src.reconnects, (n, codes)
     assert src.reconnects[0]["gap_s"] > 1.0 and 1 <= src.reconnects[0]["after_frame"] <= 50
+
+
+@pytest.mark.parametrize("args, name", [(["--threads", "0"], "--threads"), (["--max-frames", "-3"], "--max-frames"),
+                                        (["--stem", "../elsewhere"], "--stem")])
+def test_us_run_numbers_and_names_are_checked_by_the_parser(args, name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["us", "run", "clip.mp4", *args])
+    assert exc.value.code == 2 and name in capsys.readouterr().err
