@@ -3,32 +3,38 @@
 The learned detector (``ctdet-k3``) keys partly on the appearance of the scenes it was trained on. This stage
 encodes the radiological sign itself, in HU, so it does not depend on how a scene was drawn:
 
-1. **Lumen** (per slice, HU smoothed by a Gaussian of ``smooth_mm``): connected components of
-   ``bright_lo_hu <= HU <= bright_hi_hu`` (opacified blood: 150-500 HU in a venous/CT-angiographic phase), whose
-   convex hull (the lumen as if it were filled) is a vessel cross-section: equivalent diameter
-   ``min_diam_mm``..``max_diam_mm``, elongation <= ``max_aspect``, not touching bone (>= ``bone_hu``, dilated
-   by ``bone_margin_mm``: partial volume around cortex is "bright" too, and marrow inside it is "dark").
-   ``L`` = the component's median HU: the series' own contrast level, so every dark test is relative to it.
-2. **Partial defect**: pixels inside the hull but not bright, with ``defect_lo_hu <= HU <= min(defect_hi_hu,
-   L - min_drop_hu)`` (clot 15-70 HU, noise and partial volume widen it; fat and gas are excluded): a hole in
-   the filled component, or a bite enclosed by a crescent of contrast. Each dark region >= ``min_defect_mm2``
-   whose outline touches the bright lumen on >= ``min_enclosure`` of its border is a candidate.
-3. **Occlusive defect**: a vessel track whose lumen turns dark. The footprint of a lumen (its hull) on the
-   slice received just before, or on the next slice in the window, is checked on the current slice: when almost
-   nothing there is bright (< ``occl_max_bright``) and >= ``occl_min_dark`` of it reads clot HU (relative to
-   that lumen's L, as above), the footprint is a candidate, and it is carried on slice by slice while the
-   stretch stays dark, up to ``occl_max_mm``. A lumen must have been seen over >= ``track_min_mm`` (a tube,
-   not a blob) before its darkening counts. History is "the slice received before", so a stream received
-   head-to-feet starts its stretches from above: findings may differ at a stretch's ends, not in substance.
-4. **Score** (0..1, :func:`_ramp` products, no learned weights): contrast drop (``min_drop_hu`` .. +100 HU),
-   enclosure / dark fraction, size; x ``lone_factor`` when no candidate overlaps on an adjacent slice (the sign is
-   continuous over slices). ``edge.ct.pipeline.ModelDetector`` fuses it with the learned heatmap
-   (``heat_weight``) and keeps candidates >= ``score_threshold`` (see :func:`fuse`).
+1. **Lumen** (per slice, HU smoothed by a Gaussian of ``smooth_mm``): pixels with ``bright_lo_hu <= HU <=
+   bright_hi_hu`` (opacified blood, 150-500 HU), fragments closer than ~2 x ``group_mm`` grouped into one lumen (a
+   crescent of contrast broken by noise). A group is a vessel cross-section when its convex hull (the lumen as if
+   it were filled) has an equivalent diameter of ``min_diam_mm``..``max_diam_mm`` and elongation <= ``max_aspect``,
+   and it is not bone: within ``bone_margin_mm`` of it, pixels >= ``bone_hu`` make up <= ``max_bone_frac`` of it
+   (cortex around marrow; calcified dots on a wall are allowed). ``L`` = the group's median HU: the
+   series' own contrast level; every "dark" test below is relative to it: ``defect_lo_hu <= HU <=
+   min(defect_hi_hu, L - min_drop_hu)`` (clot 15-70 HU plus noise and partial volume; fat and gas are not clot).
+2. **Partial defect**: dark pixels inside the hull that are not bright, in regions >= ``min_defect_mm2`` that see
+   bright lumen in >= ``min_enclosure`` of 8 directions on average (within one lumen diameter): a hole in the
+   filled lumen, or a bite wrapped by a crescent of contrast (>= 5 of 8 directions), not tissue between two
+   separate vessels (about 2 of 8).
+3. **Occlusive defect** (a track over slices): the lumen a vessel had on the slice received just before (bright
+   pixels plus accepted defects, on a track seen over >= ``track_min_mm``) is read on the current slice; its
+   largest part that is no longer bright and reads dark is a candidate when it covers >= ``occl_min_frac`` of that
+   lumen, is >= ``occl_min_radius_mm`` thick (a lumen that merely shifted leaves a thin crescent) and is a
+   structure of its own: at most ``occl_max_ring_clot`` of a ``occl_ring_mm`` ring around it reads clot HU (fat,
+   a rim or contrast around it - not a patch of a larger soft-tissue mass). The dark region is then carried slice
+   by slice while it stays dark, up to ``occl_max_mm`` from the last bright slice. "Received before" makes the
+   track follow the stream: a series received head-to-feet starts its stretches from above, so findings can
+   differ at a stretch's ends, not in substance.
+4. **Score** (0..1, geometric mean of linear ramps, no learned weights): contrast drop (``min_drop_hu`` .. +100
+   HU), enclosure (partial) or thickness (occlusive), share of the lumen, size, clot HU (partial: 70 HU and below
+   score full); x ``lone_factor`` when nothing overlaps it on an adjacent slice (the
+   sign is continuous over slices). :func:`fuse` combines it with the learned heatmap (``heat_weight``,
+   ``fusion``: a mean, where either may carry a candidate, or a geometric gate, where both must) and keeps
+   candidates >= ``score_threshold`` as detections on the detector's scale.
 
-Every threshold that is not fixed by physics was chosen on VALIDATION data only (first-renderer phantom seeds
-26000+ and aorta lesion/clean pairs 25000+; ``training.ct.lumen_calibrate``); the values shipped are in the model
-spec's ``extra["lumen"]`` block, which overrides these defaults. Boxes are [x0, y0, x1, y1] original pixels,
-x1/y1 exclusive, like every detection.
+``edge.ct.pipeline.ModelDetector`` runs the stage when the model spec's ``extra["lumen"]`` block is enabled (or
+``ct scan --lumen on``). Every threshold not fixed by physics is chosen on VALIDATION data only (first-renderer
+phantoms and aorta lesion/clean pairs, ``training.ct.lumen_calibrate``); the block's values override these
+defaults. Boxes are [x0, y0, x1, y1] original pixels, x1/y1 exclusive, like every detection.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class LumenParams:
     bright_hi_hu: float = 800.0  # above: cortical bone / calcium, not contrast
     bone_hu: float = 900.0
     bone_margin_mm: float = 2.0
+    max_bone_frac: float = 0.25
     defect_lo_hu: float = -30.0  # clot 15-70 HU; fat (-100) and gas are not clot
     defect_hi_hu: float = 110.0
     min_drop_hu: float = 70.0  # a defect reads at least this far below its own lumen
@@ -131,6 +138,11 @@ def _ramp(x: float, lo: float, hi: float) -> float:
     return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0)) if hi > lo else float(x >= lo)
 
 
+def _gmean(*r: float) -> float:
+    """Geometric mean of ramps in [0, 1]: 0 when any is 0, less compressed than their product."""
+    return float(np.prod(r) ** (1.0 / len(r)))
+
+
 def _overlap(a, b) -> float:
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -191,36 +203,33 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
     sig = max(p.smooth_mm / mm, 0.3)
     smooth = cv2.GaussianBlur(hu.astype(np.float32, copy=False), (0, 0), sig)
     bright = (smooth >= p.bright_lo_hu) & (smooth <= p.bright_hi_hu)
-    bone = (smooth >= p.bone_hu).astype(np.uint8)
-    if bone.any():
-        bone = cv2.dilate(bone, _disc(round(p.bone_margin_mm / mm))).astype(bool)
-    else:
-        bone = None
-    # fragments of one lumen (a crescent of contrast broken by noise) are grouped by a small dilation
-    grown = cv2.dilate(bright.astype(np.uint8), _disc(round(p.group_mm / mm))) if p.group_mm > 0 else bright.astype(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    bone = smooth >= p.bone_hu
+    bone = bone if bone.any() else None
     h, w = hu.shape
     min_area = np.pi * (p.min_diam_mm / 2) ** 2 / px_area * 0.5  # hull >= the min diameter: group at least half
     max_area = 2 * np.pi * (p.max_diam_mm / 2) ** 2 / px_area
     pad = 4
     sections, partial, feats = [], [], []
-    for c in range(1, n):
-        x, y, bw, bh, area = (int(v) for v in stats[c])
-        if area < min_area or area > max_area:
-            continue
-        x0, y0, x1, y1 = max(x - pad, 0), max(y - pad, 0), min(x + bw + pad, w), min(y + bh + pad, h)
-        comp = (lab[y0:y1, x0:x1] == c) & bright[y0:y1, x0:x1]
+
+    def roi(x, y, bw, bh):
+        return max(x - pad, 0), max(y - pad, 0), min(x + bw + pad, w), min(y + bh + pad, h)
+
+    def consider(comp: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> str:
+        """Add ``comp`` (bright pixels of one lumen, on the ROI) as a section with its defects: 'ok', 'size' or 'no'."""
         if comp.sum() < min_area:
-            continue
-        if bone is not None and bone[y0:y1, x0:x1][comp].mean() > 0.05:
-            continue  # partial volume of cortex around marrow
+            return "no"
+        if bone is not None:  # cortex around marrow (its partial volume is "bright"); calcified dots are not bone
+            near = cv2.dilate(comp.astype(np.uint8), _disc(round(p.bone_margin_mm / mm))).astype(bool)
+            nb = int(bone[y0:y1, x0:x1][near].sum())
+            if nb > p.max_bone_frac * (nb + comp.sum()):
+                return "no"
         pts = cv2.findNonZero(comp.astype(np.uint8))
         hull = np.zeros(comp.shape, np.uint8)
         cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
         hull = hull.astype(bool) | comp
         d_mm = 2 * np.sqrt(hull.sum() * px_area / np.pi)
         if not p.min_diam_mm <= d_mm <= p.max_diam_mm or _aspect(hull) > p.max_aspect:
-            continue
+            return "size"
         sm = smooth[y0:y1, x0:x1]
         level = float(np.median(sm[comp]))
         sec = Section((x0, y0, x1, y1), hull, level, lumen=comp.copy())
@@ -228,7 +237,7 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
         dark_hi = min(p.defect_hi_hu, level - p.min_drop_hu)
         dark = hull & ~comp & (sm >= p.defect_lo_hu) & (sm <= dark_hi)
         if dark.sum() * px_area < p.min_defect_mm2:
-            continue
+            return "ok"
         m, dl, dst, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
         enc = None
         for j in range(1, m):
@@ -236,22 +245,45 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
                 continue
             if enc is None:
                 enc = _enclosure_map(comp, max(int(round(d_mm / mm)), 2))
-            dj = (dl == j).astype(np.uint8)
-            enclosure = float(enc[dj.astype(bool)].mean())
+            dj = dl == j
+            enclosure = float(enc[dj].mean())
             if enclosure < p.min_enclosure:
                 continue
-            sec.lumen |= dj.astype(bool)
-            drop = level - float(np.median(sm[dj.astype(bool)]))
+            sec.lumen |= dj
+            drop = level - float(np.median(sm[dj]))
             frac = dst[j, 4] / hull.sum()
-            score = (_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100) ** 0.5 * _ramp(enclosure, p.min_enclosure - 0.1, 0.95)
-                     * _ramp(dst[j, 4] * px_area, p.min_defect_mm2, 3 * p.min_defect_mm2 + 6) * _ramp(frac, 0.03, 0.25))
+            med = float(np.median(sm[dj]))
+            score = _gmean(_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100), _ramp(enclosure, p.min_enclosure, 0.95),
+                           _ramp(dst[j, 4] * px_area, p.min_defect_mm2, p.min_defect_mm2 + 20), _ramp(frac, 0.02, 0.15),
+                           1.0 - _ramp(med, 70.0, p.defect_hi_hu))
             bx, by, bw2, bh2 = (int(v) for v in dst[j, :4])
             partial.append(((float(x0 + bx), float(y0 + by), float(x0 + bx + bw2), float(y0 + by + bh2)), float(score)))
-            feats.append({"level": level, "drop": drop, "frac": float(frac), "enclosure": enclosure,
-                          "lumen_p95": float(np.percentile(hu[y0:y1, x0:x1][comp], 95)),
+            feats.append({"level": level, "drop": drop, "frac": float(frac), "enclosure": enclosure, "d_mm": d_mm,
                           "thick_mm": float(cv2.distanceTransform(comp.astype(np.uint8), cv2.DIST_L2, 3).max()) * mm,
-                          "defect_med": float(np.median(sm[dj.astype(bool)])), "d_mm": d_mm,
-                          "area_mm2": float(dst[j, 4] * px_area)})
+                          "p95": float(np.percentile(sm[comp], 95)), "std_defect": float(np.std(hu[y0:y1, x0:x1][dj])),
+                          "std_lumen": float(np.std(hu[y0:y1, x0:x1][comp])),
+                          "defect_med": float(np.median(sm[dj])), "area_mm2": float(dst[j, 4] * px_area)})
+        return "ok"
+
+    # fragments of one lumen (a crescent of contrast broken by noise) are grouped by a small dilation; a group that
+    # is no vessel cross-section (two touching vessels, a vessel and an organ) falls back to its fragments
+    b8 = bright.astype(np.uint8)
+    rn, rlab, rstats, _ = cv2.connectedComponentsWithStats(b8, connectivity=8)
+    grown = cv2.dilate(b8, _disc(round(p.group_mm / mm))) if p.group_mm > 0 else b8
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    for c in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[c])
+        if area < min_area:
+            continue
+        x0, y0, x1, y1 = roi(x, y, bw, bh)
+        comp = (lab[y0:y1, x0:x1] == c) & bright[y0:y1, x0:x1]
+        if area <= max_area and consider(comp, x0, y0, x1, y1) != "size":
+            continue
+        for r in np.unique(rlab[y0:y1, x0:x1][comp]):
+            rx, ry, rbw, rbh, rarea = (int(v) for v in rstats[r])
+            if min_area <= rarea <= max_area:
+                rx0, ry0, rx1, ry1 = roi(rx, ry, rbw, rbh)
+                consider(rlab[ry0:ry1, rx0:rx1] == r, rx0, ry0, rx1, ry1)
     out = SliceLumen(index, float(position_mm), smooth, bright, sections, partial)
     out.feats = feats
     return out
@@ -286,8 +318,8 @@ def _lost_region(cur: SliceLumen, sec: Section, p: LumenParams, mm: float):
         if clot_like.mean() > p.occl_max_ring_clot:
             return None
     drop = sec.level_hu - float(np.median(sm[reg]))
-    score = (_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100) ** 0.5 * _ramp(frac, p.occl_min_frac, p.occl_min_frac + 0.4)
-             * _ramp(thick, p.occl_min_radius_mm, p.occl_min_radius_mm + 2))
+    score = _gmean(_ramp(drop, p.min_drop_hu, p.min_drop_hu + 100), _ramp(frac, p.occl_min_frac, p.occl_min_frac + 0.4),
+                   _ramp(thick, p.occl_min_radius_mm, p.occl_min_radius_mm + 2))
     return score, Section(sec.bbox, reg, sec.level_hu, sec.track_mm, lumen=reg)
 
 
