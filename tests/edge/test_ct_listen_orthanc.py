@@ -237,3 +237,51 @@ def test_orthanc_push_scout_then_venous_results_back_in_the_same_study(orthanc_e
     print(f"\nOrthanc: start+upload {t_up - t_start:.1f} s, push 1 -> SR back {t_push1 - t_up:.1f} s, "
           f"two simultaneous pushes -> both SRs back {t_push23 - t_push1:.1f} s; peak concurrent associations "
           f"{listener.stats['peak_associations']}")
+
+
+def test_the_real_command_sends_its_sr_to_orthanc(orthanc_exe, tmp_path):
+    """``dvt-edge ct listen --once --send-to ORTHANC@...`` with the packaged model, as a process: it waits for
+    the send before it exits, and the SR in Orthanc holds the findings of the command's own report.json."""
+    import os
+    import subprocess
+    import sys
+
+    import pydicom
+
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / "edge" / "ct" / "assets" / "ctdet-k3.onnx").is_file():
+        pytest.skip("the packaged CT model is not built")
+    venous = write_series(tmp_path / "venous", 6, clot_slices=[2, 3], study_uid="1.2.826.0.1.3680043.8.498.990",
+                          extra={"AccessionNumber": "A9"})
+    port = free_port()
+    orthanc = Orthanc(orthanc_exe, tmp_path / "orthanc", port)
+    proc = None
+    try:
+        ids = [orthanc.upload(p) for p in venous]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "ct", "listen", "--port", str(port), "--once", "--backend",
+             "onnxruntime", "--out", str(tmp_path / "out"), "--send-to", f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=repo, env={**os.environ})
+        deadline = time.monotonic() + 60
+        while True:  # push as soon as the command listens
+            try:
+                orthanc.push([ids[0]["ParentSeries"]])
+                break
+            except urllib.error.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.3)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+        report = json.loads((tmp_path / "out" / "study-001" / "report.json").read_text())
+        assert len(report["findings"]) >= 1, report  # the packaged model finds the synthetic clot
+        assert f"study 1: {1 + len(report['findings'])} file(s) sent to ORTHANC@127.0.0.1" in out, out
+        got = wait_for_results(orthanc, ids[0]["ParentStudy"], len(report["findings"]), timeout_s=10)
+        sr = pydicom.dcmread(io.BytesIO(orthanc.request("GET", f"/instances/{got['SR'][0]}/file")))
+        found = read_sr_findings(sr)
+        assert [(int(f["slice_start"]), int(f["slice_end"]), int(f["peak_slice"]), f["box"]) for f in found] == \
+            [(r["slice_start"], r["slice_end"], r["peak_slice"], r["box"]) for r in report["findings"]]
+        assert sr.AccessionNumber == "A9" and sr.StudyInstanceUID == "1.2.826.0.1.3680043.8.498.990"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        orthanc.stop()
