@@ -227,3 +227,18 @@ def test_ct_listen_process_stops_on_signal_within_a_second(tmp_path, sig):
     print(f"\n{signal.Signals(sig).name}: stopped after {t_stop * 1e3:.0f} ms, process gone after {t_exit * 1e3:.0f} ms")
     assert "study 1: discarded" in text and f"stopped by {signal.Signals(sig).name}" in text, text
     assert not (tmp_path / "out" / "study-001" / "report.json").exists()
+
+
+def test_per_caller_and_per_association_limits(tmp_path):
+    """Bounded per-peer resources: a third simultaneous association from one AE title, and slices beyond the
+    per-association limit, are answered 0xA700 (out of resources), while other callers still get through."""
+    files = write_series(tmp_path / "s", 6)
+    cfg = ListenConfig(port=0, max_per_caller=2, max_slices_per_association=4, idle_timeout_s=10)
+    with StoreListener(cfg) as lst:
+        held = [send_files(lst.port, files[:1], calling="BUSYSCU", release=False) for _ in range(2)]
+        assert [h[0] for h in held] == [[0], [0]]
+        assert send_files(lst.port, files[:2], calling="BUSYSCU") == [0xA700, 0xA700]  # the third one
+        assert send_files(lst.port, files, calling="OTHERSCU") == [0, 0, 0, 0, 0xA700, 0xA700]
+        for _, assoc in held:
+            assoc.release()
+        assert lst.stats["refused_slices"] == 4
