@@ -223,7 +223,7 @@ def not_ct_reason(ds) -> str | None:
     if getattr(ds, "file_meta", None) is not None:
         sop = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "")
     sop = sop or str(ds.get("SOPClassUID", "") or "")
-    if not modality and sop in CT_SOP_CLASSES:
+    if not modality and (sop in CT_SOP_CLASSES or len(ds) == 0):  # len 0: the file ends inside its header
         return None
     return f"Modality is {modality or 'missing'} (not CT)"
 

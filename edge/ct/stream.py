@@ -264,6 +264,7 @@ def watch_folder(path: str | os.PathLike, idle_timeout_s: float = 10.0, *, expec
             except InvalidDicomError:
                 warnings.append(f"{p.name}: skipped, not a DICOM file (no DICM preamble)")
             except Exception as exc:  # truncated or corrupt: pydicom raises many types
-                warnings.append(f"{p.name}: skipped, cannot read DICOM ({type(exc).__name__})")
+                warnings.append(f"{p.name}: skipped, truncated or corrupt DICOM file, cannot read it "
+                                f"({type(exc).__name__}); copy it again and re-run 'ct scan' on the folder")
 
     return stream_datasets(datasets(), series_uid=series_uid, reorder_window=reorder_window, warnings=warnings)

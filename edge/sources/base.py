@@ -40,6 +40,8 @@ class FrameSource(Protocol):
     fps: float | None  # nominal frame rate when known
     live: bool  # True for cameras and network streams: frames arrive in real time and may be dropped
     frame_count: int | None  # number of frames when known (files), None for live sources
+    # Sources built on SourceBase also count ``frames_read``, set ``ended_early`` (why the input stopped short
+    # of its own end) and give ``input_facts()`` for the report; the job falls back to counts when absent.
 
     def __iter__(self) -> Iterator[Frame]: ...
 

@@ -414,3 +414,22 @@ def test_us_run_numbers_and_names_are_checked_by_the_parser(args, name, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["us", "run", "clip.mp4", *args])
     assert exc.value.code == 2 and name in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep", [150, 300, 600])
+def test_watched_folder_names_a_truncated_slice_as_truncated(tmp_path, keep):
+    import shutil
+
+    from edge.ct.stream import watch_folder
+    from edge.ct.testing import write_series
+
+    paths = write_series(tmp_path / "src", 4)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    for p in paths:
+        shutil.copy(p, dst / p.name)
+    faults.truncate(dst / paths[2].name, keep)
+    stream = watch_folder(dst, idle_timeout_s=30, expected_count=4, poll_s=0.05, stable_s=0.1)
+    assert len(list(stream)) == 3
+    named = [w for w in stream.warnings if paths[2].name in w]
+    assert named and all("truncated" in w and "Modality" not in w for w in named), stream.warnings
