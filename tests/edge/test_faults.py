@@ -250,8 +250,8 @@ def test_debug_is_accepted_after_the_command(tmp_path):
 class FakeCapture:
     """Delivers ``n`` frames then fails a read (sender died); ``n`` None: never opens."""
 
-    def __init__(self, n):
-        self.n, self.i, self.released = n, 0, False
+    def __init__(self, n, delay_s=0.0):
+        self.n, self.i, self.released, self.delay_s = n, 0, False, delay_s
 
     def isOpened(self):
         return self.n is not None
@@ -263,6 +263,7 @@ class FakeCapture:
         if self.n is None or self.i >= self.n or self.released:
             return False, None
         self.i += 1
+        time.sleep(self.delay_s)  # a live sender's frame period
         return True, np.full((8, 8, 3), self.i, np.uint8)
 
     def release(self):
@@ -433,3 +434,17 @@ def test_watched_folder_names_a_truncated_slice_as_truncated(tmp_path, keep):
     assert len(list(stream)) == 3
     named = [w for w in stream.warnings if paths[2].name in w]
     assert named and all("truncated" in w and "Modality" not in w for w in named), stream.warnings
+
+
+def test_stream_gap_is_in_the_report_and_on_the_console(monkeypatch, tmp_path, capsys):
+    from edge.sources.video import StreamSource
+
+    queue = [FakeCapture(5, 0.04), FakeCapture(None), FakeCapture(400, 0.04)]
+    monkeypatch.setattr(StreamSource, "_open_capture", lambda self: queue.pop(0) if queue else FakeCapture(None))
+    monkeypatch.setattr(StreamSource, "RECONNECT_BACKOFF_S", (0.01,))
+    code = main(["us", "run", "udp://127.0.0.1:5000", "--json", str(tmp_path / "r.json"), "--max-frames", "12",
+                 "--threads", "1"])
+    rep = _report(tmp_path / "r.json")
+    assert code == 0 and rep["complete"] is True and rep["input"]["stopped_by"] == "max_frames"
+    assert [r["after_frame"] for r in rep["input"]["reconnects"]] == [5] and rep["input"]["gap_s"] >= 0
+    assert any("stream gap" in w for w in rep["warnings"]) and "WARNING: stream gap" in capsys.readouterr().out
