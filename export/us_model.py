@@ -51,13 +51,16 @@ def lineage(summary: dict, summary_path: Path) -> list[dict]:
     """The training stages, first to last: follow each run's --init back to the run that made it."""
     stages = [summary]
     seen = {summary_path.resolve()}
-    while stages[0].get("init"):
-        prev = Path(stages[0]["init"]).parent / "train_summary.json"
-        if not prev.is_file() or prev.resolve() in seen:
+    while stages[0].get("init") and not stages[0].get("stages"):
+        init = Path(stages[0]["init"])
+        found = [c for c in (init.parent / "train_summary.json", init.with_name(f"{init.stem}.train_summary.json"))
+                 if c.is_file() and c.resolve() not in seen]
+        if not found:
             break
-        seen.add(prev.resolve())
-        stages.insert(0, json.loads(prev.read_text()))
-    return stages
+        seen.add(found[0].resolve())
+        stages.insert(0, json.loads(found[0].read_text()))
+    # a summary kept beside shipped weights carries the stages before it (their run folders are gone)
+    return [*stages[0].get("stages", []), *stages]
 
 
 def stage_command(st: dict) -> str:

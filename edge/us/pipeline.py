@@ -60,7 +60,7 @@ class UltrasoundPipeline:
         self.judge: IdentityJudge | None = None
         self._pending: deque[tuple[np.ndarray, np.ndarray, float]] = deque(
             maxlen=int(self.cfg.identity.evidence_s * 120) + 2)  # (labels, logits, t) until identity is decided
-        self._maxlen = int(self.cfg.window_s * 120) + 1  # enough for 120 fps over the window
+        self._maxlen = int(self.cfg.window_s * 240) + 1  # a memory bound only; the window is trimmed by time
         self._reset_curves()
         self.t0: float | None = None
 
@@ -85,6 +85,9 @@ class UltrasoundPipeline:
         self.artery_ratio.append(np.nan if track.artery_aspect is None else track.artery_aspect)
         self.artery_area.append(np.nan if track.artery is None else track.artery.area * self.tracker.px)
         self.vein_confidence.append(np.nan if track.vein is None else vessel_confidence(logits, track.vein.mask))
+        while self.t[-1] - self.t[0] > self.cfg.window_s:  # the window is in seconds, whatever the frame rate
+            for curve in (self.t, self.vein, self.artery_ratio, self.artery_area, self.vein_confidence):
+                curve.popleft()
         return track
 
     @property
