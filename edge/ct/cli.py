@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(listen)
     listen.set_defaults(func=cmd_listen)
 
+    from edge.ct.batch import register_batch  # ct batch: many studies, locally or on a Ray cluster
+
+    register_batch(sub, common)
+
 
 def _score(text: str) -> float:
     """argparse type of --score-threshold: a number in [0, 1] (detector scores are probabilities)."""
