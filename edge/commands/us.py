@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path("dvt-edge-out")
     res = run_us_job(args.source, model, backend=args.backend, out_dir=out, json_path=json_path, config=config,
                      pace=args.pace, threads=args.threads, max_frames=args.max_frames, video=not args.no_video,
-                     stem=args.stem)
+                     stem=args.stem, video_height=args.video_height)
     print_verdict(res.report)
     for what, path in (("video", res.video), ("curve", res.curve), ("report", res.json)):
         if path:
@@ -177,6 +177,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--pace", action="store_true", help="play files at their frame rate (emulates a live probe)")
     r.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames")
     r.add_argument("--no-video", action="store_true", help="do not write the overlay MP4")
+    r.add_argument("--video-height", type=_positive_int, default=None, metavar="PX",
+                   help="record the overlay video at this height (e.g. 720 for a 1080p source: cheaper to "
+                        "draw and encode); default: the source's size")
     _common(r)
     r.set_defaults(func=run)
     s = usub.add_parser("segment", help="label PNGs (0 background, 1 artery, 2 vein) for still images")

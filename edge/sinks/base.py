@@ -47,6 +47,8 @@ class RunSummary:
         ``ended_early_reason``, ``stopped_by`` ("max_frames" when the user's limit ended the read), and for
         streams ``reconnects`` / ``gap_s``. A run whose input ended early is not ``complete``.
     warnings: one line each, for the report, the console and the UI (input ended early, stream gaps).
+    video: what the overlay video recorder did (``BackgroundRecorder.stats()``: path, codec, size,
+        policy, queue_frames, frames_offered/written/dropped, loop_wait_ms, complete), None when no video was recorded.
     """
 
     verdict: Verdict
@@ -58,6 +60,7 @@ class RunSummary:
     model_spec: dict[str, Any] | None = None
     input: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    video: dict[str, Any] | None = None
 
 
 @runtime_checkable

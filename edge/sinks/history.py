@@ -59,6 +59,30 @@ class CurveHistory:
         order = np.r_[self._head:self.capacity, 0:self._head]
         return self._t[order], self._a[order]
 
+    def snapshot(self) -> "HistorySnapshot":
+        """A frozen copy for rendering on another thread (two small array copies, no drawing)."""
+        t, a = self.points()
+        return HistorySnapshot(t, a, self.last_vein_xy, self.last_vein_width)
+
     def clear(self) -> None:
         self._n = self._head = 0
         self.last_vein_xy = self.last_vein_width = None
+
+
+class HistorySnapshot:
+    """What :func:`edge.sinks.overlay.render_overlay` reads of a :class:`CurveHistory` (``len``,
+    ``points()``, ``last_vein_xy``, ``last_vein_width``), frozen at one frame. The background recorder
+    takes one per queued frame on the loop's thread, so its renderer never reads a history that the loop
+    is appending to."""
+
+    __slots__ = ("_t", "_a", "last_vein_xy", "last_vein_width")
+
+    def __init__(self, t: np.ndarray, a: np.ndarray, last_vein_xy, last_vein_width):
+        self._t, self._a = t, a
+        self.last_vein_xy, self.last_vein_width = last_vein_xy, last_vein_width
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._t, self._a

@@ -1,8 +1,15 @@
-"""Record the rendered overlay to a video file (MP4 or WebM) with OpenCV's VideoWriter."""
+"""Record the rendered overlay to a video file (MP4 or WebM) with OpenCV's VideoWriter.
+
+:class:`Mp4Recorder` renders and encodes on the caller's thread. The ultrasound job wraps it in
+:class:`edge.sinks.background.BackgroundRecorder`, which does that work on its own thread behind a bounded
+queue, so the frame loop (and the verdict) never waits for the video.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -38,6 +45,10 @@ class Mp4Recorder(SinkBase):
     ``history``: the :class:`CurveHistory` behind the sparkline; by default the recorder's own. The
     recorder appends every result to it, so pass one only if nothing else appends to it.
 
+    ``height``: the video's height in pixels (the width follows the frame's aspect ratio); None keeps the
+    frame's own size. A frame taller than ``height`` is reduced FIRST and the overlay is then drawn once,
+    at the output size (:meth:`prepare` + :meth:`render`), never drawn at the source size and resized.
+
     Raises :class:`OutputError` naming ``path`` when no codec can open it.
 
     Atomic: frames go to a hidden temporary file beside ``path`` (:func:`edge.atomic.temp_name`), which
@@ -47,7 +58,7 @@ class Mp4Recorder(SinkBase):
     """
 
     def __init__(self, path: str | Path, fps: float, *, codecs: tuple[str, ...] | None = None,
-                 history: CurveHistory | None = None):
+                 history: CurveHistory | None = None, height: int | None = None):
         if not fps or fps <= 0:
             raise ValueError(f"Mp4Recorder({path}): fps must be > 0, got {fps!r}")
         self.path = Path(path)
@@ -57,7 +68,11 @@ class Mp4Recorder(SinkBase):
                 raise OutputError(f"{self.path}: cannot record video to '{suffix or 'no suffix'}'; "
                                   f"name the file .mp4 or .webm")
             codecs = CODECS_BY_SUFFIX[suffix]
+        if height is not None and height < 2:
+            raise ValueError(f"Mp4Recorder({path}): height must be >= 2 pixels, got {height!r}")
         self.fps = float(fps)
+        self.height = height
+        self._scale: dict[tuple[int, int], float] = {}  # source (h, w) -> output scale (<= 1)
         self.codecs = tuple(codecs)
         self.history = history if history is not None else CurveHistory()
         self.codec: str | None = None
@@ -70,11 +85,41 @@ class Mp4Recorder(SinkBase):
 
     def write(self, result: FrameResult) -> None:
         """Render ``result`` (the recorder's own history is appended first) and encode it."""
+        result = self.prepare(result)
         self.history.append(result)
-        h, w = result.frame.shape[:2]
+        self.write_image(self.render(result, self.history))
+
+    def scale_for(self, frame_hw: tuple[int, int]) -> float:
+        """Output / source scale for frames of ``frame_hw`` (1.0 when no ``height`` or the frame is smaller)."""
+        s = self._scale.get(frame_hw)
+        if s is None:
+            s = 1.0 if self.height is None or frame_hw[0] <= self.height else self.height / frame_hw[0]
+            self._scale[frame_hw] = s
+        return s
+
+    def prepare(self, result: FrameResult) -> FrameResult:
+        """Cheap, on the caller's thread: ``result`` with its region mapped to the output size (the frame
+        itself is reduced later, in :meth:`render`). The same object when no reduction is needed."""
+        s = self.scale_for(result.frame.shape[:2])
+        if s == 1.0:
+            return result
+        x, y, w, h = result.region
+        return replace(result, region=(x * s, y * s, w * s, h * s))
+
+    def render(self, prepared: FrameResult, history) -> np.ndarray:
+        """The overlay image of a :meth:`prepare`-d result, drawn once at the output size into a reused
+        buffer (valid until the next call). ``history``: a :class:`CurveHistory` or a snapshot of one."""
+        frame = prepared.frame
+        h, w = frame.shape[:2]
+        s = self.scale_for((h, w))
+        if s != 1.0:
+            size = (max(2, round(w * s)), max(2, round(h * s)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            prepared = replace(prepared, frame=frame)
+            h, w = frame.shape[:2]
         if self._buf is None or self._buf.shape[:2] != (h, w):
             self._buf = np.empty((h, w, 3), np.uint8)
-        self.write_image(render_overlay(result, self.history, out=self._buf))
+        return render_overlay(prepared, history, out=self._buf)
 
     def write_image(self, image: np.ndarray) -> None:
         """Encode an already rendered HxWx3 uint8 BGR image (for callers that render once for several uses)."""

@@ -13,6 +13,9 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
     verdict, reason, final, compressibility (0-1|null), baseline_vein_area_px, min_vein_area_px,
     artery_flattening, pressure_adequate          -- the final Verdict (see edge.us.types)
     frames                  processed frame count;   dropped_frames: frames the newest-frame slot discarded
+    video                   the overlay video: {path, codec, size, policy, queue_frames, frames_offered,
+                            frames_written, frames_dropped (left out of the VIDEO only: every frame was still
+                            processed and measured), complete}; null when none was recorded
     backend, model, model_spec
     latency_ms              {p50, p90, p99, mean, max, n} of t_done - t_capture (end to end, per frame)
     stage_ms                {stage: {p50, p90, p99, mean, max, n}} of FrameResult.stage_ms (frames reporting it)
@@ -142,6 +145,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
         **verdict,
         "frames": len(log),
         "dropped_frames": int(summary.dropped_frames) if summary else None,
+        "video": summary.video if summary else None,
         "backend": summary.backend if summary else "",
         "model": summary.model if summary else "",
         "model_spec": summary.model_spec if summary else None,

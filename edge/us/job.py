@@ -12,6 +12,7 @@ from typing import Callable
 
 from edge.backends.select import Choice, open_backend
 from edge.errors import ConfigError, DvtEdgeError, OutputError
+from edge.sinks.background import DROP_POLICY, WAIT_POLICY, BackgroundRecorder
 from edge.sinks.base import ResultSink, RunSummary, SinkGroup
 from edge.sinks.console import ProgressPrinter
 from edge.sinks.curve import write_curve_png
@@ -105,6 +106,8 @@ def run_us_job(
     progress: bool = True,
     video: bool = True,
     video_format: str = "mp4",
+    video_height: int | None = None,
+    video_queue: int = 8,
     log: Callable[[str], None] = print,
 ) -> JobOutputs:
     """Run the ultrasound job on ``source_spec`` and write the requested outputs.
@@ -112,6 +115,13 @@ def run_us_job(
     out_dir: writes ``<stem>.mp4`` (overlay; ``video_format="webm"`` for VP8 WebM, which browsers play),
     ``<stem>_curve.png`` and ``<stem>.json``; json_path overrides where the JSON goes. Raises DvtEdgeError
     subclasses for bad input.
+
+    The video is rendered and encoded on its own thread (:class:`BackgroundRecorder`, ``video_queue``
+    frames of queue). Live and paced sources use the ``drop-new-when-full`` policy: the frame loop never
+    waits for the video, and frames left out of it are counted in the report's ``video`` block and
+    printed. Files read losslessly use ``wait-when-full``: the video is complete, and drawing/encoding
+    overlap the model instead of adding to it. ``video_height`` reduces the
+    video (the overlay is then drawn at that size); None keeps the source's size.
     """
     config = config or UsConfig()
     check_outputs(out_dir, json_path)  # every output argument before any work
@@ -140,10 +150,13 @@ def run_us_job(
         report_sink = JsonReportSink(json_path) if json_path else None
         if report_sink:
             sinks.append(report_sink)
-        recorder = None
+        recorder = video_sink = None
         if out_dir is not None and video:
-            recorder = Mp4Recorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0)
-            sinks.append(recorder)
+            recorder = Mp4Recorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0, height=video_height)
+            # live/paced: the verdict never waits for the video (drop); files read losslessly: a complete video
+            policy = DROP_POLICY if (pace or source.live) else WAIT_POLICY
+            video_sink = BackgroundRecorder(recorder, queue_frames=video_queue, policy=policy)
+            sinks.append(video_sink)
         if progress:
             sinks.append(ProgressPrinter(total=source.frame_count, live=source.live))
         group = stack.enter_context(SinkGroup(sinks))
@@ -159,12 +172,20 @@ def run_us_job(
         warnings = input_warnings(facts)
         for w in warnings:
             log(f"warning: {w}")
+        video_stats = None
+        if video_sink is not None:
+            video_sink.drain()  # the loop is over: let the encoder catch up, so the counts are final
+            video_stats = video_sink.stats()
+            if video_stats["frames_dropped"]:
+                log(f"video: {video_stats['frames_dropped']} of {video_stats['frames_offered']} frames left out "
+                    f"of the video (encoder behind, queue of {video_sink.queue_frames} full; every frame was "
+                    "still measured)")
         group.finish(RunSummary(
             verdict=session.verdict, source=source.name, backend=be.name, model=spec.name,
             dropped_frames=session.dropped, config={"us": config.to_json(), "backend_requested": backend,
                                                     "backend_choice": choice.reason, "pace": pace,
                                                     "live": bool(source.live)},
-            model_spec=spec.to_json(), input=facts, warnings=tuple(warnings),
+            model_spec=spec.to_json(), input=facts, warnings=tuple(warnings), video=video_stats,
         ))
     be.close()
     if recorder is not None and recorder.codec_note:
