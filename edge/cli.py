@@ -4,6 +4,12 @@ Bedside commands (``demo``, ``us``, ``ct``, ``doctor``) live in edge/. Commands 
 benchmark code (``export``, ``train``, ``bench``) live in their own packages and plug in through the
 ``dvt_edge.commands`` entry-point group, so the runtime never imports them.
 
+Plug-ins are registered lazily: only the command being run calls its ``register`` (which may import
+torch); every other plug-in gets a placeholder line in ``--help`` (its module's ``HELP`` string, else
+:data:`_PLUGIN_HELP`) and is checked for its requirements (its module's ``REQUIRES``, else
+:data:`_PLUGIN_REQUIRES`: top-level module names, looked up with ``find_spec``, never imported). So ``dvt-edge --help`` and ``dvt-edge us run`` never import torch, even with the training
+extra installed (it cost ~3 s at every start).
+
 Every user-caused failure is a DvtEdgeError: printed as one line ``dvt-edge: error: ...`` with a non-zero
 exit code; ``--debug`` shows the traceback.
 """
@@ -47,7 +53,53 @@ def _plugin_registrars() -> list[tuple[str, Registrar | Exception]]:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The command word of ``argv`` (its first non-option token), None when there is none."""
+    for a in argv or ():
+        if not a.startswith("-"):
+            return a
+    return None
+
+
+#: ``--help`` lines of the plug-ins that are not being run (a plug-in module's ``HELP`` takes precedence)
+_PLUGIN_HELP = {"train": "train models (needs the [train] extra: torch)",
+                "export": "export trained models to ONNX / TensorRT (needs the [train] extra)",
+                "bench": "latency benchmarks: per backend, per stage, percentiles (needs the [bench] extra)"}
+#: modules a plug-in cannot run without (a plug-in module's ``REQUIRES`` takes precedence)
+_PLUGIN_REQUIRES = {"train": ("torch",)}
+
+
+def _missing_requirement(name: str, register: Registrar) -> str | None:
+    """Why a plug-in cannot run, from its requirements (found with find_spec, not imported)."""
+    import importlib.util
+
+    module = sys.modules.get(getattr(register, "__module__", ""), None)
+    for req in getattr(module, "REQUIRES", _PLUGIN_REQUIRES.get(name, ())):
+        try:
+            found = importlib.util.find_spec(req) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"{req} is not installed"
+    return None
+
+
+def _add_placeholder(sub: argparse._SubParsersAction, name: str, register: Registrar) -> None:
+    """A ``--help`` line for a plug-in that is not being run; the real parser is built when it runs."""
+    module = sys.modules.get(getattr(register, "__module__", ""), None)
+    missing = _missing_requirement(name, register)
+    if missing:
+        help_ = f"(unavailable: {missing})"
+    else:
+        help_ = getattr(module, "HELP", None) or _PLUGIN_HELP.get(name) or f"'{name}' commands (plug-in)"
+    p = sub.add_parser(name, help=help_, add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every built-in command, the plug-in that ``argv`` runs (registered for real,
+    importing what it needs), and a placeholder for every other plug-in (nothing heavy imported)."""
+    command = _command_of(argv)
     parser = argparse.ArgumentParser(
         prog="dvt-edge",
         description="Real-time DVT inference: compression ultrasound and CT venography. "
@@ -58,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _builtin_registrars():
         register(sub)
     for name, register in _plugin_registrars():
+        if not isinstance(register, Exception) and name != command:
+            _add_placeholder(sub, name, register)
+            continue
         if not isinstance(register, Exception):
             try:
                 register(sub)
@@ -95,6 +150,24 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
+def _take_triton_url(argv: list[str]) -> list[str]:
+    """``--triton-url HOST:PORT`` (for ``--backend triton``) is accepted anywhere on the line, like --debug;
+    it goes to the backend through DVT_EDGE_TRITON_URL (edge/backends/triton.py)."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--triton-url" and i + 1 < len(argv):
+            os.environ["DVT_EDGE_TRITON_URL"] = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--triton-url="):
+            os.environ["DVT_EDGE_TRITON_URL"] = a.split("=", 1)[1]
+        else:
+            out.append(a)
+        i += 1
+    return out
+
+
 def _on_sigterm(signum, frame) -> None:
     raise Terminated()
 
@@ -105,10 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --debug is accepted anywhere on the line (`dvt-edge us run x --debug`, `dvt-edge train us ... --debug`),
     # not only before the command, where argparse alone would take it
     argv = [a for a in argv if a != "--debug"]
+    argv = _take_triton_url(argv)
     if not debug:
         _quiet_native_logs()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.debug = debug
     # SIGTERM (a service manager, `kill`, a container stop) ends a run like Ctrl-C: outputs are closed and a
