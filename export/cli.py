@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     us.set_defaults(func=_us)
     _register_fp16(esub)
     _register_engine(esub)
+    from export.triton import register_triton  # Triton model repository
+
+    register_triton(esub)
 
 
 def _register_fp16(esub: argparse._SubParsersAction) -> None:

@@ -17,7 +17,7 @@ from edge.backends.cuda_mem import available_bindings
 from edge.errors import BackendError
 from edge.gpu import probe_gpu
 
-BACKEND_NAMES = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt")
+BACKEND_NAMES = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt", "triton")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,13 @@ def choose_backend(requested: str = "auto") -> Choice:
             raise BackendError("backend 'tensorrt' asked for, but no CUDA binding is installed: "
                                "pip install cuda-python (or pycuda)")
         return Choice("tensorrt", "asked for")
+    if requested == "triton":  # a remote Triton server (edge/backends/triton.py); never picked by auto
+        from edge.backends.triton import triton_url
+
+        if importlib.util.find_spec("tritonclient") is None:
+            raise BackendError("backend 'triton' asked for, but the Triton client is not installed: "
+                               "pip install 'dvt-edge[triton]'")
+        return Choice("triton", f"asked for; server {triton_url()}")
     if requested == "onnxruntime-cuda":
         if "CUDAExecutionProvider" not in providers:
             raise BackendError(
@@ -103,7 +110,14 @@ def _open_tensorrt(model: Path, threads: int | None) -> Backend:
     return open_tensorrt_backend(model)
 
 
+def _open_triton(model: Path, threads: int | None) -> Backend:
+    from edge.backends.triton import open_triton_backend
+
+    return open_triton_backend(model)
+
+
 OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
+    "triton": _open_triton,
     "onnxruntime-cpu": _open_ort_cpu,
     "onnxruntime-cuda": _open_ort_cuda,
     "tensorrt": _open_tensorrt,
