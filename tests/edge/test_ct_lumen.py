@@ -133,3 +133,55 @@ def test_params_from_a_spec_block():
     assert LumenParams.from_spec(S()).score_threshold == 0.7
     S.extra = {}
     assert LumenParams.from_spec(S()).enabled is False
+
+
+def test_model_detector_fuses_the_stage_and_can_switch_it_off():
+    """The runtime path: ModelDetector (the shipped ctdet-k3) with the stage on adds the hole; off, the stage adds nothing."""
+    from pathlib import Path
+
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from edge.ct.pipeline import ModelDetector
+    from edge.ct.plausibility import PlausibilityParams
+    from edge.spec import load_spec
+
+    model = Path(__file__).resolve().parents[2] / "edge" / "ct" / "assets" / "ctdet-k3.onnx"
+    if not model.is_file():
+        pytest.skip(f"{model} not present")
+    spec = load_spec(model)
+    hole = (47, 46, 56, 55)
+    slices = []
+    for z in range(3):
+        img = _vessel(seed=z)
+        _disc(img, 50, 51, 4, 50.0)
+        slices.append(CTSlice(img, z, 3.0 * z, PS))
+    be = OnnxRuntimeBackend(model, threads=1)
+    try:
+        off = ModelDetector(be, spec, plausibility=PlausibilityParams(enabled=False), lumen=LumenParams(enabled=False))
+        on = ModelDetector(be, spec, plausibility=PlausibilityParams(enabled=False),
+                           lumen=LumenParams(score_threshold=0.3, heat_weight=0.0))
+        got = {}
+        for name, det in (("off", off), ("on", on)):
+            det.reset()
+            det.detect([slices[0], slices[0], slices[1]], slices[0])  # the track starts on slice 0
+            got[name] = det.detect(slices, slices[1])
+        stage_boxes = {tuple(b) for b, _, _ in on.lumen_last}
+        assert _hit([(b, 1.0) for b in stage_boxes], hole)  # the stage saw the hole ...
+        assert any(d.box in stage_boxes for d in got["on"])  # ... and its candidate is among the detections
+        assert off.lumen_last == [] and not any(d.box in stage_boxes for d in got["off"])
+        assert all(d.score >= float(spec.extra["decode"]["score_threshold"]) for d in got["on"])
+        assert "lumen" in on.timing and "lumen" not in off.timing
+    finally:
+        be.close()
+
+
+def test_ct_scan_has_the_switch():
+    import argparse
+
+    from edge.ct import cli
+
+    ap = argparse.ArgumentParser()
+    cli.register(ap.add_subparsers(dest="cmd"))
+    assert ap.parse_args(["ct", "scan", "x", "--lumen", "off"]).lumen == "off"
+    assert ap.parse_args(["ct", "scan", "x"]).lumen == "spec"
+    with pytest.raises(SystemExit):
+        ap.parse_args(["ct", "scan", "x", "--lumen", "maybe"])
