@@ -62,6 +62,23 @@ def crop_resize(grey: np.ndarray, region: Region, size_hw: tuple[int, int]) -> n
     return cv2.resize(grey[y:y + h, x:x + w], (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
 
 
+def crop_reduce(frame: np.ndarray, region: Region, size_hw: tuple[int, int]) -> np.ndarray:
+    """The runtime's :func:`crop_resize` for any source size: crop FIRST (grey conversion of the crop only),
+    then reduce cheaply. While the crop is at least 4x the grid in both directions it is halved with exact
+    2x2 box means (OpenCV's integer-factor INTER_AREA path), then INTER_AREA takes it to the grid.
+
+    A 1920x1080 region -> 192x192 costs ~1.2 ms here instead of ~8.4 ms (general INTER_AREA), within
+    12 grey levels of :func:`crop_resize` (mean 0.16; a halving drops the odd last row/column). Crops
+    under 4x the grid (every phantom clip, the demo clips, the real stills) take no halving and give exactly
+    :func:`crop_resize`'s output. Returns a new uint8 array."""
+    x, y, w, h = region
+    crop = to_grey(frame[y:y + h, x:x + w])
+    gh, gw = size_hw
+    while crop.shape[0] >= 4 * gh and crop.shape[1] >= 4 * gw:
+        crop = cv2.resize(crop, (crop.shape[1] // 2, crop.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(crop, (gw, gh), interpolation=cv2.INTER_AREA)
+
+
 def crop_resize_mask(mask: np.ndarray, region: Region, size_hw: tuple[int, int]) -> np.ndarray:
     """The label-map twin of :func:`crop_resize` (nearest neighbour keeps labels intact)."""
     x, y, w, h = region
@@ -98,11 +115,12 @@ class Preprocessor:
         self._buf = np.empty((1, 1, *self.size_hw), dtype=np.float32)
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Returns (model input (1,1,H,W) float32 [shared buffer], resized grey image (H,W) uint8)."""
-        grey = to_grey(frame)
+        """Returns (model input (1,1,H,W) float32 [shared buffer], resized grey image (H,W) uint8).
+
+        Crops before converting to grey and reduces HD crops cheaply (:func:`crop_reduce`)."""
         if self.region is None:
-            self.region = find_image_region(grey)
-        small = crop_resize(grey, self.region, self.size_hw)
+            self.region = find_image_region(to_grey(frame))
+        small = crop_reduce(frame, self.region, self.size_hw)
         return normalise(small, self.scale, self.mean, self.std, out=self._buf), small
 
     def model_px_area(self) -> float:
