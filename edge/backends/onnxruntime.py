@@ -39,7 +39,9 @@ class OnnxRuntimeBackend:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise BackendError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
+            from edge.backends.ort_install import missing_message
+
+            raise BackendError(missing_message(f"{model_path}: no ONNX Runtime is installed")) from exc
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"{path}: ONNX model not found")

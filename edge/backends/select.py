@@ -48,6 +48,13 @@ def choose_backend(requested: str = "auto") -> Choice:
         raise BackendError(f"unknown backend '{requested}': choose one of {', '.join(BACKEND_NAMES)}")
     gpu = probe_gpu()
     providers = _ort_providers()
+    from edge.backends.ort_install import duplicate_warning
+
+    dup = duplicate_warning()
+    if dup:  # printed by the CLI's logging (WARNING), and shown by `dvt-edge doctor`
+        import logging
+
+        logging.getLogger("dvt-edge").warning(dup)
     if requested == "auto":
         flavour = tensorrt_flavour()
         bindings = available_bindings()
@@ -58,7 +65,10 @@ def choose_backend(requested: str = "auto") -> Choice:
                    f"{flavour} present but no CUDA binding (pip install cuda-python)")
             return Choice("onnxruntime-cuda", f"GPU {gpu.name} found, {why}; ONNX Runtime CUDA provider available")
         if not providers:
-            raise BackendError("no inference runtime installed: pip install onnxruntime")
+            from edge.backends.ort_install import missing_message
+
+            raise BackendError(missing_message("no inference runtime is installed (no ONNX Runtime, no usable "
+                                               "TensorRT)"))
         return Choice("onnxruntime-cpu", f"ONNX Runtime on the CPU ({gpu.describe()})")
     if requested == "tensorrt":
         if not gpu.available:
@@ -80,13 +90,16 @@ def choose_backend(requested: str = "auto") -> Choice:
         if "CUDAExecutionProvider" not in providers:
             raise BackendError(
                 f"backend 'onnxruntime-cuda' asked for, but ONNX Runtime has no CUDA provider (has {providers}); "
-                "pip install onnxruntime-gpu"
+                "take the GPU build instead of the CPU one: pip uninstall -y onnxruntime && pip install "
+                "'dvt-edge[gpu]' (on a Jetson: NVIDIA's onnxruntime-gpu wheel for your JetPack)"
             )
         if not gpu.available:
             raise BackendError(f"backend 'onnxruntime-cuda' asked for, but there is {gpu.describe()}")
         return Choice("onnxruntime-cuda", "asked for")
     if not providers:
-        raise BackendError("backend 'onnxruntime' asked for, but onnxruntime is not installed: pip install onnxruntime")
+        from edge.backends.ort_install import missing_message
+
+        raise BackendError(missing_message("backend 'onnxruntime' asked for, but no ONNX Runtime is installed"))
     return Choice("onnxruntime-cpu", "asked for")
 
 

@@ -9,6 +9,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 
 from edge.backends.cuda_mem import available_bindings
+from edge.backends.ort_install import INSTALL_HINT, duplicate_warning, installed_ort
 from edge.backends.select import choose_backend, tensorrt_flavour
 from edge.backends.trt_cache import default_cache_dir
 from edge.errors import DvtEdgeError
@@ -51,7 +52,8 @@ def collect() -> dict:
                 "compute_capability": gpu.compute_capability, "memory_mib": gpu.memory_mib, "probe": gpu.reason},
         "tensorrt": {"flavour": flavour, "version": trt_version, "installed": installed,
                      "engine_cache": str(default_cache_dir())},
-        "onnxruntime": {"version": _version("onnxruntime") or _version("onnxruntime-gpu"), "providers": providers},
+        "onnxruntime": {"version": _version("onnxruntime") or _version("onnxruntime-gpu"), "providers": providers,
+                        "packages": dict(installed_ort()), "warning": duplicate_warning()},
         "cuda_bindings": {b: b in available_bindings() for b in ("pycuda", "cuda-python")},
         "numpy": _version("numpy"), "opencv": _version("opencv-python-headless") or _version("opencv-python"),
         "pydicom": _version("pydicom"), "torch (training/export only)": _version("torch"),
@@ -69,7 +71,10 @@ def render(facts: dict) -> str:
         f"GPU           {gpu}",
         f"TensorRT      {', '.join(f'{m} {v}' for m, v in t['installed'].items()) or 'not installed'}"
         + (f" (backend uses {t['flavour']}; engine cache {t['engine_cache']})" if t["flavour"] else ""),
-        f"ONNX Runtime  {o['version'] or 'not installed'}; providers: {', '.join(o['providers']) or 'none'}",
+        f"ONNX Runtime  {', '.join(f'{n} {v}' for n, v in o.get('packages', {}).items()) or 'not installed'}; "
+        f"providers: {', '.join(o['providers']) or 'none'}"
+        + (f"\nWARNING       {o['warning']}" if o.get("warning") else "")
+        + ("" if o.get("packages") else f"\n              {INSTALL_HINT}"),
         f"CUDA bindings {cuda}",
         f"auto backend  {facts['auto_backend']['backend']}: {facts['auto_backend']['reason']}",
     ]
