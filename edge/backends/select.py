@@ -17,7 +17,8 @@ from edge.backends.cuda_mem import available_bindings
 from edge.errors import BackendError
 from edge.gpu import probe_gpu
 
-BACKEND_NAMES = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt", "triton")
+BACKEND_NAMES = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt", "triton", "openvino",
+                 "openvino-int8")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ def choose_backend(requested: str = "auto") -> Choice:
             raise BackendError("backend 'tensorrt' asked for, but no CUDA binding is installed: "
                                "pip install cuda-python (or pycuda)")
         return Choice("tensorrt", "asked for")
+    if requested in ("openvino", "openvino-int8"):  # OpenVINO on the CPU (edge/backends/openvino.py); never auto
+        if importlib.util.find_spec("openvino") is None:
+            raise BackendError(f"backend '{requested}' asked for, but OpenVINO is not installed: "
+                               "pip install 'dvt-edge[openvino]'")
+        if requested == "openvino-int8":
+            return Choice(requested, "asked for; INT8 quantized by NNCF, cached after the first run")
+        return Choice(requested, "asked for; FP32 on the CPU")
     if requested == "triton":  # a remote Triton server (edge/backends/triton.py); never picked by auto
         from edge.backends.triton import triton_url
 
@@ -129,7 +137,21 @@ def _open_triton(model: Path, threads: int | None) -> Backend:
     return open_triton_backend(model)
 
 
+def _open_openvino(model: Path, threads: int | None) -> Backend:
+    from edge.backends.openvino import open_openvino_backend
+
+    return open_openvino_backend(model, threads, "fp32")
+
+
+def _open_openvino_int8(model: Path, threads: int | None) -> Backend:
+    from edge.backends.openvino import open_openvino_backend
+
+    return open_openvino_backend(model, threads, "int8")
+
+
 OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
+    "openvino": _open_openvino,
+    "openvino-int8": _open_openvino_int8,
     "triton": _open_triton,
     "onnxruntime-cpu": _open_ort_cpu,
     "onnxruntime-cuda": _open_ort_cuda,

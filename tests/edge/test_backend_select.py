@@ -102,7 +102,7 @@ def test_auto_falls_back_to_ort_cuda_then_cpu(machine):
 
 def test_unknown_backend_and_no_runtime(machine):
     with pytest.raises(BackendError, match="unknown backend"):
-        select.choose_backend("openvino")
+        select.choose_backend("coreml")
     machine(providers=())
     with pytest.raises(BackendError, match=r"pip install .dvt-edge\[cpu\]."):
         select.choose_backend("auto")
