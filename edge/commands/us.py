@@ -23,6 +23,17 @@ from edge.us.preprocess import Preprocessor, find_image_region, to_grey
 DISCLAIMER = "Research software. Not for diagnostic use."
 
 
+def _mm_per_px(text: str) -> str:
+    """argparse type of --mm-per-px: checked by the parser (one line), parsed again by the job."""
+    from edge.us.calibration import parse_mm_per_px
+
+    try:
+        parse_mm_per_px(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--mm-per-px ")) from None
+    return text
+
+
 def parse_crop(text: str | None):
     if text is None:
         return None
@@ -40,6 +51,9 @@ def print_verdict(report: dict, label: str = "") -> None:
     comp_s = "n/a" if comp is None else f"{comp:.0%}"
     lat = report["latency_ms"]
     print(f"{label}verdict: {report['verdict'].upper()}  (compressibility {comp_s}; {report['reason']})")
+    from edge.us.calibration import areas_line
+
+    print(f"{label}{areas_line(report)}")
     cfg = report.get("config", {})
     if cfg.get("pace") or cfg.get("live"):  # frames arrive in real time: their age is the latency
         timing = f"latency p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms"
@@ -64,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and json_path is None:
         out = Path("dvt-edge-out")
+    from edge.us.calibration import parse_mm_per_px
+
     res = run_us_job(args.source, model, backend=args.backend, out_dir=out, json_path=json_path, config=config,
                      pace=args.pace, threads=args.threads, max_frames=args.max_frames, video=not args.no_video,
-                     stem=args.stem, video_height=args.video_height)
+                     stem=args.stem, video_height=args.video_height,
+                     mm_per_px=parse_mm_per_px(getattr(args, "mm_per_px", None)))
     print_verdict(res.report)
     for what, path in (("video", res.video), ("curve", res.curve), ("report", res.json)):
         if path:
@@ -176,6 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--stem", type=_stem, default="us", help="base name of the output files (default: us)")
     r.add_argument("--pace", action="store_true", help="play files at their frame rate (emulates a live probe)")
     r.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames")
+    r.add_argument("--mm-per-px", type=_mm_per_px, default=None, metavar="MM[,MM_Y]",
+                   help="pixel size of the screen frame, for vein areas in mm² (default: a DICOM cine's "
+                        "ultrasound regions, else pixels only)")
     r.add_argument("--no-video", action="store_true", help="do not write the overlay MP4")
     r.add_argument("--video-height", type=_positive_int, default=None, metavar="PX",
                    help="record the overlay video at this height (e.g. 720 for a 1080p source: cheaper to "

@@ -25,6 +25,9 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
     samples                 {latency_ms: [...], stage_ms: {stage: [...]}}: the raw per-frame samples, aligned
                             with frame_indices (a stage a frame did not report is null)
     config                  the effective config;  versions: python, numpy, opencv, onnxruntime...
+    calibration             {mm_per_px: [x, y], source, region, note} or null (edge.us.calibration);
+    baseline_vein_area_mm2, min_vein_area_mm2, vein_area_mm2 (per frame)
+                            -- the areas in mm² when the pixel size is known, else null (reporting only)
 """
 
 from __future__ import annotations
@@ -162,6 +165,9 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
         "config": summary.config if summary else {},
         "versions": versions(),
     }
+    from edge.us.calibration import add_physical_units
+
+    add_physical_units(report)  # calibration, *_mm2 beside the *_px areas (null when the pixel size is unknown)
     if summary is None and log.last_verdict is not None:
         report["last_provisional"] = log.last_verdict.to_json()
     if summary is None and error:

@@ -248,6 +248,9 @@ class DicomCineSource(SourceBase):
         self.transfer_syntax = tsyntax.name if tsyntax is not None else "Implicit VR Little Endian"
         self.modality = str(ds.get("Modality", ""))  # e.g. "US"; not an identifier
         self._times, self.fps, self.timing = frame_times(ds, n, fps)
+        from edge.us.calibration import from_dataset
+
+        self.calibration = from_dataset(ds)  # pixel size for mm² in reports (None without usable regions)
         if self.paced and self._times is None:
             raise InputError(
                 f"DICOM '{self.name}' has no frame timing (FrameTime, FrameTimeVector, CineRate); "

@@ -28,6 +28,7 @@ def make_dicom(
     cine_rate: float | None = None,
     multiframe: bool = True,
     bits: int = 8,
+    regions: list[dict] | None = None,
 ) -> Path:
     """A synthetic ultrasound DICOM (ExplicitVRLittleEndian, Part 10 file) with patient identifiers in it,
     so tests can check they never leak. ``frames``: (N,H,W) or (N,H,W,3) pixel values as stored."""
@@ -64,6 +65,14 @@ def make_dicom(
         ds.FrameIncrementPointer = 0x00181065
     if cine_rate is not None:
         ds.CineRate = cine_rate
+    if regions is not None:  # Sequence of Ultrasound Regions: dicts of keyword -> value (PhysicalDeltaX, ...)
+        items = []
+        for r in regions:
+            item = Dataset()
+            for kw, v in r.items():
+                setattr(item, kw, v)
+            items.append(item)
+        ds.SequenceOfUltrasoundRegions = items
     dtype = np.uint8 if bits == 8 else np.uint16
     data = frames.astype(dtype) if multiframe else frames[0].astype(dtype)
     ds.PixelData = data.tobytes()

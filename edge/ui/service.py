@@ -68,8 +68,15 @@ def us_summary(report: dict) -> str:
         warn = "**INCOMPLETE: the result covers only part of the input.**\n\n" + warn
     return (f"### {VERDICT_TEXT.get(report['verdict'], report['verdict'])}\n\n{warn}"
             f"compressibility **{comp_s}** - {report['reason']}\n\n"
+            f"{_areas(report)}\n\n"
             f"{report['frames']} frames processed, {report['dropped_frames']} dropped; processing "
             f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{DISCLAIMER}*")
+
+
+def _areas(report: dict) -> str:
+    from edge.us.calibration import areas_line
+
+    return areas_line(report)
 
 
 def live_status(result) -> str:

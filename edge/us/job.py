@@ -108,6 +108,7 @@ def run_us_job(
     video_format: str = "mp4",
     video_height: int | None = None,
     video_queue: int = 8,
+    mm_per_px=None,
     log: Callable[[str], None] = print,
 ) -> JobOutputs:
     """Run the ultrasound job on ``source_spec`` and write the requested outputs.
@@ -169,6 +170,9 @@ def run_us_job(
                                      else f"{type(exc).__name__}: {exc}")
             raise
         facts = input_facts(source, session, max_frames)
+        calibration = mm_per_px or getattr(source, "calibration", None)  # edge.us.calibration: reporting only
+        if calibration is not None:
+            facts["calibration"] = calibration.to_json()
         warnings = input_warnings(facts)
         for w in warnings:
             log(f"warning: {w}")
