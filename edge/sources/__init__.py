@@ -5,6 +5,7 @@
     open_source("frames/", fps=20)       -> ImageFolderSource (PNG/JPEG/BMP/TIFF, natural order)
     open_source("0"), ("/dev/video0")    -> CameraSource      (live)
     open_source("rtsp://host/stream")    -> StreamSource      (live; rtsp(s), rtmp(s), http(s), udp, rtp, srt, tcp)
+    open_source("igtl://host:18944/Dev") -> IgtlSource        (live; OpenIGTLink IMAGE messages, pyigtl)
 
 ``pace=True`` makes a file, folder or cine release frames at its recorded rate, emulating a live probe.
 ``fps`` gives an image folder its rate, a file without timing a fallback rate, and a camera a requested rate.
@@ -102,9 +103,16 @@ def _open_stream(spec: str, *, fps: float | None = None, pace: bool = False) -> 
     return StreamSource(spec, fps=fps)
 
 
+def _open_igtl(spec: str, *, fps: float | None = None, pace: bool = False) -> FrameSource:
+    from edge.sources.igtl import IgtlSource
+
+    return IgtlSource(spec)
+
+
 #: kind -> SourceKind, tried in this order by :func:`detect_kind`. Openers import their module lazily so
 #: that opening a camera never imports pydicom.
 SOURCE_KINDS: dict[str, SourceKind] = {
+    "igtl": SourceKind(lambda s: s.lower().startswith("igtl://"), _open_igtl),  # OpenIGTLink (edge/sources/igtl.py)
     "folder": SourceKind(lambda s: Path(s).is_dir(), _open_folder),
     "dicom": SourceKind(lambda s: _is_file(s) and _is_dicom_file(Path(s)), _open_dicom),
     "video": SourceKind(_is_file, _open_video),
