@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.config import (
+    DEFAULT_SECTIONS,
     MODEL_BACKENDS,
     SECTIONS,
     BenchConfig,
@@ -47,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: the usable CPU cores)")
     p.add_argument("--backends", nargs="+", choices=MODEL_BACKENDS, default=list(MODEL_BACKENDS),
                    metavar="NAME", help=f"model-only backends (default: all of {', '.join(MODEL_BACKENDS)})")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
-                   help="sections to run: model, e2e, ct (default: all)")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(DEFAULT_SECTIONS), metavar="SECTION",
+                   help="sections to run: model, e2e, ct, compare (default: model e2e ct; compare = interleaved "
+                   "ONNX Runtime vs OpenVINO ratios and the 1080p plain loop vs us run)")
     p.add_argument("--model", type=Path, default=None, help="ultrasound ONNX model (default: the bundled one)")
     p.add_argument("--checkpoint", type=Path, default=None, help="PyTorch weights for the eager baseline")
     p.add_argument("--ct-model", type=Path, default=None, help="CT detector ONNX (default: the bundled one)")
@@ -123,7 +125,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                      "environment": env, "config": cfg.to_json(), "model": None}
     with tempfile.TemporaryDirectory(prefix="dvt-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        if "model" in cfg.only or "e2e" in cfg.only:
+        if "model" in cfg.only or "e2e" in cfg.only or "compare" in cfg.only:
             from benchmarks.models import DEMO_CLIP, demo_input, resolve_us_model
 
             info = resolve_us_model(cfg.model, tmp)
@@ -138,6 +140,11 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             if "e2e" in cfg.only:
                 results["end_to_end"] = _run_e2e(cfg, info, DEMO_CLIP, log)
                 _note_load(env, "after end to end")
+            if "compare" in cfg.only:
+                from benchmarks.compare import run_compare
+
+                results["compare"] = run_compare(cfg, info, DEMO_CLIP, tmp, log=log)
+                _note_load(env, "after compare")
         if "ct" in cfg.only:
             from benchmarks.ct import run_ct
 

@@ -18,7 +18,9 @@ MODEL_BACKENDS = (
     "onnxruntime-cuda",  # ONNX Runtime FP32, CUDA execution provider
     "tensorrt",  # TensorRT FP16 engine through edge.backends (select 'tensorrt')
 )
-SECTIONS = ("model", "e2e", "ct")
+SECTIONS = ("model", "e2e", "ct", "compare")
+#: what a plain ``dvt-edge bench`` runs; ``compare`` (interleaved ratios, OpenVINO, 1080p loops) is asked for
+DEFAULT_SECTIONS = ("model", "e2e", "ct")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class BenchConfig:
     out: Path = Path("bench-out")
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     backends: tuple[str, ...] = MODEL_BACKENDS
-    only: tuple[str, ...] = SECTIONS
+    only: tuple[str, ...] = DEFAULT_SECTIONS
     model: Path | None = None  # ultrasound ONNX; None = edge/assets/resunet-lite.onnx (or an untrained export)
     checkpoint: Path | None = None  # PyTorch weights for the eager baseline; None = runs/us-lite/resunet-lite.pt
     ct_model: Path | None = None  # CT detector ONNX; None = edge/ct/assets/ctdet-k3.onnx
@@ -65,6 +67,12 @@ class BenchConfig:
     ct_size: int = 512
     ct_slices: int | None = None  # None = the phantom's own length (a whole study)
     ct_warmup: int = 5
+    # compare (interleaved A, B, A, B rounds; benchmarks/compare.py)
+    compare_warmup: int = 20
+    compare_rounds: int = 12
+    compare_queries: int = 50  # per contender per round
+    compare_loop_frames: int = 150  # frames of the 1080p clip
+    compare_loop_rounds: int = 3
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -90,4 +98,9 @@ def quick_config(base: BenchConfig) -> BenchConfig:
         unpaced_seconds=2.0,
         ct_slices=12,
         ct_warmup=2,
+        compare_warmup=3,
+        compare_rounds=3,
+        compare_queries=10,
+        compare_loop_frames=20,
+        compare_loop_rounds=1,
     )

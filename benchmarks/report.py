@@ -131,6 +131,9 @@ def console_summary(results: dict) -> str:
         ct = results["ct"]
         head = f"CT ({ct['slices']} slices: {ct['slices_per_s_with_index']} slices/s)" if ct.get("status") == "ok" else "CT"
         parts += ["", head + ":", _text(ct_table(ct))]
+    if "compare" in results:
+        model, loop = compare_tables(results["compare"])
+        parts += ["", "Interleaved, model only:", _text(model), "", "Interleaved, frame loop at 1080p:", _text(loop)]
     parts += ["", "Targets (thresholds: bench.md / bench.json):", _text(_targets_rows(results["targets"], short=True))]
     return "\n".join(parts)
 
@@ -198,6 +201,37 @@ def _md_ct(ct: dict) -> list[str]:
     return ["## CT", "", text, "", _md(ct_table(ct)), ""]
 
 
+def compare_tables(cmp: dict) -> tuple[list[list[str]], list[list[str]]]:
+    """(model rows, frame-loop rows) of the interleaved comparison."""
+    model = [["backend", "p50 ms", "p90 ms", "ratio to ONNX Runtime (median of rounds)", "rounds min-max", "ran"]]
+    for name, r in cmp["model"]["results"].items():
+        if r["status"] != "ok":
+            model.append([name, "-", "-", "-", "-", f"skipped: {r['reason']}"])
+            continue
+        q = r.get("ratio_to_onnxruntime") or {}
+        model.append([name, _f(r["latency_ms"]["p50"]), _f(r["latency_ms"]["p90"]), _f(q.get("median"), 3),
+                      f"{_f(q.get('min'))}-{_f(q.get('max'))}", r["chosen"]])
+    loop = [["scenario", "frames/s", "ms per frame", "ratio to the plain loop (median of rounds)", "frames"]]
+    for name, r in cmp["frame_loop"]["results"].items():
+        q = r.get("ratio_to_plain_loop") or {}
+        loop.append([name, _f(r["frames_per_s"], 1), _f(r["ms_per_frame"], 1), _f(q.get("median"), 3),
+                     str(r["frames"])])
+    return model, loop
+
+
+def _md_compare(cmp: dict) -> list[str]:
+    model, loop = compare_tables(cmp)
+    m, fl = cmp["model"], cmp["frame_loop"]
+    return ["## Interleaved comparison", "", f"Method: {cmp['method']}.", "",
+            (f"Model only: {m['rounds']} rounds of {m['queries_per_turn']} queries per backend; load average "
+             f"{m['load_average_start']} before, {m['load_average_end']} after."), "", _md(model), "",
+            (f"Frame loop: {fl['clip']}; backend `{fl['backend']}`, {fl['threads']} threads; {fl['rounds']} rounds; "
+             f"set-up included; load average {fl['load_average_start']} before, {fl['load_average_end']} after. "
+             "`plain-loop` = decode -> grey -> resize -> infer -> argmax; the `us-run` rows are the whole job "
+             "(identity, tracking, measurements, verdict, JSON report) with the overlay video at the source size, "
+             "at 720 lines, or none."), "", _md(loop), ""]
+
+
 def markdown_summary(results: dict, png_name: str | None) -> str:
     lines = _md_header(results)
     lines += ["## Targets", "", _md(_targets_rows(results["targets"])), ""]
@@ -207,6 +241,8 @@ def markdown_summary(results: dict, png_name: str | None) -> str:
         lines += _md_e2e(results)
     if "ct" in results:
         lines += _md_ct(results["ct"])
+    if "compare" in results:
+        lines += _md_compare(results["compare"])
     if png_name:
         lines += [f"![latency distributions and per-stage times]({png_name})", ""]
     lines += [("Raw samples, the environment and the effective config are in `bench.json`. "
