@@ -38,6 +38,7 @@ class BatchOptions:
     lumen: bool | None = None
     k: int | None = None
     threads: int | None = None  # ONNX Runtime intra-op threads (Ray tasks: 1 per task)
+    triton_url: str | None = None  # --backend triton: the driver's --triton-url, for workers on other nodes
 
 
 @dataclass
@@ -110,6 +111,11 @@ def _detector(opts: BatchOptions):
     if got is None:
         from edge.ct.job import open_detector
 
+        if opts.triton_url:  # a Ray worker does not inherit the driver's environment
+            from edge.backends.triton import URL_ENV
+
+            os.environ[URL_ENV] = opts.triton_url
+
         detector, backend, model = open_detector(opts.model, opts.backend, opts.score_threshold, lumen=opts.lumen)
         if opts.threads and backend.get("choice") == "onnxruntime-cpu":
             # one ONNX Runtime thread per task: N tasks on N cores must not run N x cores threads
@@ -158,8 +164,13 @@ def run_study(name: str, path: str | Path, opts: BatchOptions) -> StudyResult:
 
 def _run_local(studies, opts, on_result) -> None:
     _detector(opts)  # once, before the clock of the first study; a missing model stops the batch here
-    for name, path in studies:
-        on_result(run_study(name, path, opts))
+    try:
+        for name, path in studies:
+            on_result(run_study(name, path, opts))
+    finally:
+        from edge.ct.job import close_detector
+
+        close_detector(_DETECTORS.pop(opts)[0])
 
 
 def loopback_only(ray) -> None:
@@ -325,8 +336,10 @@ def cmd_batch(args) -> int:
 
     lumen = {"on": True, "off": False}.get(getattr(args, "lumen", "spec"))
     threads = args.threads if args.threads is not None else (1 if args.ray else None)
+    triton_url = os.environ.get("DVT_EDGE_TRITON_URL") if args.backend == "triton" else None
     opts = BatchOptions(model=str(args.model) if args.model else None, backend=args.backend,
-                        score_threshold=args.score_threshold, lumen=lumen, k=args.k, threads=threads)
+                        score_threshold=args.score_threshold, lumen=lumen, k=args.k, threads=threads,
+                        triton_url=triton_url)
     summary = run_batch(args.dirs, args.out, opts, ray_address=args.ray, ray_cpus=args.ray_cpus,
                         log=lambda m: print(m, flush=True), warn=lambda m: print(m, file=sys.stderr, flush=True))
     return 0 if summary["failed"] == 0 else 8

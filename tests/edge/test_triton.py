@@ -22,6 +22,13 @@ from export.triton import default_models, export_repository, make_batch_dynamic,
 US, CT = default_models()
 
 
+@pytest.fixture(autouse=True)
+def no_triton_url_leak(monkeypatch):
+    """--triton-url sets DVT_EDGE_TRITON_URL in this process; restore its absence after each test."""
+    monkeypatch.setenv("DVT_EDGE_TRITON_URL", "unset")
+    monkeypatch.delenv("DVT_EDGE_TRITON_URL")
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("triton-repo")
@@ -215,3 +222,24 @@ def test_us_run_through_triton_equals_onnxruntime(stub, tmp_path, capsys):
     assert reports["triton"]["backend"] == f"triton:{stub.url}/resunet-lite"
     np.testing.assert_allclose(reports["triton"]["vein_area_px"], reports["onnxruntime"]["vein_area_px"], atol=2)
     assert reports["triton"]["frames"] == reports["onnxruntime"]["frames"] == 20
+
+
+def test_ct_batch_through_triton(stub, tmp_path, capsys):
+    """ct batch --backend triton: the URL travels in the batch options (a Ray worker has no --triton-url)."""
+    from edge.ct import batch
+    from edge.ct.testing import write_series
+
+    write_series(tmp_path / "studies" / "a", 8, clot_slices=[3, 4])
+    seen = []
+    real = batch._detector
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(batch, "_detector", lambda opts: seen.append(opts) or real(opts))
+    try:
+        code = edge.cli.main(["ct", "batch", str(tmp_path / "studies"), "--backend", "triton", "--triton-url", stub.url,
+                              "--out", str(tmp_path / "o")])
+        assert code == 0, capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+    rep = json.loads((tmp_path / "o" / "a" / "report.json").read_text())
+    assert rep["backend"]["name"] == f"triton:{stub.url}/ctdet-k3"
+    assert {o.triton_url for o in seen} == {stub.url} and not batch._DETECTORS  # closed after a local batch
