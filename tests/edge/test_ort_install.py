@@ -73,7 +73,7 @@ def test_readme_install_commands_pull_one_onnxruntime():
     assert '-e ".[dev]" && python -m pytest -q' in (REPO / ".ci" / "run").read_text()
 
 
-def test_no_runtime_installed_is_one_clear_error(monkeypatch, capsys):
+def test_no_runtime_installed_is_one_clear_error(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(sel, "_ort_providers", lambda: [])
     monkeypatch.setattr(sel, "tensorrt_flavour", lambda: None)
     with pytest.raises(BackendError, match=r"dvt-edge\[cpu\].*dvt-edge\[gpu\].*Jetson"):
@@ -81,9 +81,10 @@ def test_no_runtime_installed_is_one_clear_error(monkeypatch, capsys):
     with pytest.raises(BackendError, match=r"backend 'onnxruntime' asked for, but no ONNX Runtime.*dvt-edge\[cpu\]"):
         sel.choose_backend("onnxruntime")
     code = edge.cli.main(["us", "run", str(REPO / "edge" / "assets" / "demo-normal.mp4"), "--max-frames", "2",
-                          "--no-video", "--out", "/nonexistent-dvt-edge-out"])
+                          "--no-video", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 5 and len(err) == 1 and "no ONNX Runtime" in err[0] and "dvt-edge[cpu]" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # stopped before any output
 
 
 def test_backend_without_the_module_names_the_model(monkeypatch, tmp_path):
