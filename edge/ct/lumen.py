@@ -21,7 +21,9 @@ encodes the radiological sign itself, in HU, so it does not depend on how a scen
    lumen, is >= ``occl_min_radius_mm`` thick (a lumen that merely shifted leaves a thin crescent) and is a
    structure of its own: at most ``occl_max_ring_clot`` of a ``occl_ring_mm`` ring around it reads clot HU (fat,
    a rim or contrast around it - not a patch of a larger soft-tissue mass). The dark region is then carried slice
-   by slice while it stays dark, up to ``occl_max_mm`` from the last bright slice. "Received before" makes the
+   by slice while it stays dark, up to ``occl_max_mm`` from the last bright slice. With a window of >= 5 slices
+   (not the shipped k = 3) a lumen on the next two slices of the far side (a tube) is read the same way, without
+   carrying: the other end of a stretch. "Received before" makes the
    track follow the stream: a series received head-to-feet starts its stretches from above, so findings can
    differ at a stretch's ends, not in substance.
 4. **Score** (0..1, geometric mean of linear ramps, no learned weights): contrast drop (``min_drop_hu`` .. +100
@@ -122,7 +124,7 @@ class Section:
 
 @dataclass
 class SliceLumen:
-    """What the stage keeps of one slice (see :meth:`LumenStage.analyse`)."""
+    """What the stage keeps of one slice (:func:`analyse_slice`; ``occluded`` is filled by :class:`LumenStage`)."""
 
     index: int
     position_mm: float
