@@ -270,7 +270,7 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
     # fragments of one lumen (a crescent of contrast broken by noise) are grouped by a small dilation; a group that
     # is no vessel cross-section (two touching vessels, a vessel and an organ) falls back to its fragments
     b8 = bright.astype(np.uint8)
-    rn, rlab, rstats, _ = cv2.connectedComponentsWithStats(b8, connectivity=8)
+    raw = None  # the fragments' labels, computed when a group first falls back to them
     grown = cv2.dilate(b8, _disc(round(p.group_mm / mm))) if p.group_mm > 0 else b8
     n, lab, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     for c in range(1, n):
@@ -281,6 +281,9 @@ def analyse_slice(hu: np.ndarray, pixel_spacing_mm: tuple[float, float], p: Lume
         comp = (lab[y0:y1, x0:x1] == c) & bright[y0:y1, x0:x1]
         if area <= max_area and consider(comp, x0, y0, x1, y1) != "size":
             continue
+        if raw is None:
+            raw = cv2.connectedComponentsWithStats(b8, connectivity=8)
+        _, rlab, rstats, _ = raw
         for r in np.unique(rlab[y0:y1, x0:x1][comp]):
             rx, ry, rbw, rbh, rarea = (int(v) for v in rstats[r])
             if min_area <= rarea <= max_area:
