@@ -19,6 +19,7 @@ Definitions (see docs/design.md, "Verdict"):
                       its shape, so the aspect isolates probe pressure: the body's own pressure gauge.
     artery collapse   1 - (smallest smoothed artery area) / (resting artery area). An artery keeps its
                       lumen under probe pressure; a "artery" that collapses is a vein or a lost image.
+    artery rest area  median smoothed artery area over the first ``rest_s`` seconds (screen px).
     vein confidence   median of the per-frame vein confidence over the frames up to the minimum.
 """
 
@@ -67,6 +68,7 @@ class Measurements:
     adequate_since_s: float | None  # time since the artery first reached the adequacy threshold
     artery_collapse: float | None = None
     vein_confidence: float | None = None
+    artery_rest_area: float | None = None
 
 
 def baseline_and_min(t: np.ndarray, vein_area: np.ndarray, smooth_s: float = 0.1) -> tuple[float | None, float | None, int | None]:
@@ -91,15 +93,24 @@ def artery_flattening_curve(t: np.ndarray, artery_ratio: np.ndarray, rest_s: flo
     return 1.0 - r / float(np.nanmedian(rest))
 
 
-def artery_collapse(t: np.ndarray, artery_area: np.ndarray, rest_s: float = 0.5, smooth_s: float = 0.25) -> float | None:
-    """1 - min / rest of the smoothed artery area (rest: median over the first ``rest_s``); None if unknown."""
+def artery_rest_area(t: np.ndarray, artery_area: np.ndarray, rest_s: float = 0.5, smooth_s: float = 0.25) -> float | None:
+    """Median of the smoothed artery area over the first ``rest_s`` seconds; None if unknown."""
     a = median_smooth(artery_area, smoothing_window(t, smooth_s))
-    if len(t) == 0 or not np.isfinite(a).any():
+    if len(t) == 0:
         return None
     rest = a[(t - t[0]) <= rest_s]
     if not np.isfinite(rest).any() or np.nanmedian(rest) <= 0:
         return None
-    return float(1.0 - np.nanmin(a) / np.nanmedian(rest))
+    return float(np.nanmedian(rest))
+
+
+def artery_collapse(t: np.ndarray, artery_area: np.ndarray, rest_s: float = 0.5, smooth_s: float = 0.25) -> float | None:
+    """1 - min / rest of the smoothed artery area (rest: median over the first ``rest_s``); None if unknown."""
+    rest = artery_rest_area(t, artery_area, rest_s, smooth_s)
+    if rest is None:
+        return None
+    a = median_smooth(artery_area, smoothing_window(t, smooth_s))
+    return float(1.0 - np.nanmin(a) / rest)
 
 
 def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: float = 0.5,
@@ -124,10 +135,12 @@ def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: f
     if flattening is not None and flattening >= adequate_flattening:
         i_adequate = int(np.argmax(np.nan_to_num(flat, nan=-1.0) >= adequate_flattening))
         adequate_since = float(t[-1] - t[i_adequate])
-    collapse = None
+    collapse = rest_area = None
     if artery_area is not None:
         artery_area = np.asarray(artery_area, dtype=np.float64)
-        collapse = artery_collapse(t, artery_area, rest_s=rest_s) if len(artery_area) == len(t) else None
+        if len(artery_area) == len(t):
+            collapse = artery_collapse(t, artery_area, rest_s=rest_s)
+            rest_area = artery_rest_area(t, artery_area, rest_s=rest_s)
     confidence = None
     if vein_confidence is not None and len(vein_confidence) == len(t) and i_min is not None:
         c = np.asarray(vein_confidence, dtype=np.float64)[: i_min + 1]
@@ -137,5 +150,5 @@ def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: f
         duration_s=float(t[-1] - t[0]) if len(t) else 0.0,
         baseline_area=baseline, min_area=minimum, min_index=i_min, compressibility=comp,
         artery_flattening=flattening, adequate_since_s=adequate_since,
-        artery_collapse=collapse, vein_confidence=confidence,
+        artery_collapse=collapse, vein_confidence=confidence, artery_rest_area=rest_area,
     )

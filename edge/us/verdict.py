@@ -10,7 +10,10 @@ Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md
 4. compressible - compressibility >= ``compressible_min``: the vein (nearly) closed; full closure under
    pressure also proves the pressure was enough, so no pressure check is needed. SAFETY RULE: only when
    the vein was identified with confidence (identity not in doubt, an artery identified beside it, the
-   model's vessel confidence inside the vein >= ``min_vein_confidence``); otherwise indeterminate. A
+   model's vessel confidence inside the vein >= ``min_vein_confidence``, and the open vein not much
+   smaller than the artery: >= ``min_vein_to_artery`` x the artery's resting area, since at the femoral
+   and popliteal levels the vein is as large as its artery or larger, and a small region that vanishes
+   under pressure is more likely a fragment than the vein); otherwise indeterminate. A
    clot-filled vein called compressible is the worst error this software can make.
 5. non_compressible - compressibility < ``compressible_min`` while the artery flattened by
    >= ``adequate_flattening`` (adequate pressure) - and, while the stream is live, that pressure has been
@@ -38,6 +41,7 @@ class VerdictConfig:
     max_lost_fraction: float = 0.25
     max_artery_collapse: float = 0.6  # the artery's area may shrink this much under pressure, no more
     min_vein_confidence: float = 0.6  # mean p(vessel) inside the vein before it closed
+    min_vein_to_artery: float = 0.5  # open vein area / artery resting area, below it the "vein" is suspect
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,6 +82,11 @@ def decide(m: Measurements, cfg: VerdictConfig, *, final: bool, identity=None) -
         if m.vein_confidence is not None and m.vein_confidence < cfg.min_vein_confidence:
             return out("indeterminate", f"vein closed, but the model was unsure of it ({m.vein_confidence:.0%} "
                                         "vessel confidence): re-scan", adequate)
+        if (m.artery_rest_area is not None and m.baseline_area is not None
+                and m.baseline_area < cfg.min_vein_to_artery * m.artery_rest_area):
+            return out("indeterminate", f"vein closed, but the vessel taken as the vein was "
+                                        f"{m.baseline_area / m.artery_rest_area:.0%} of the artery's area "
+                                        "(a femoral/popliteal vein is as large or larger): re-scan", adequate)
         return out("compressible", f"vein closed to {1 - m.compressibility:.0%} of its area under pressure", True)
     if adequate:
         held = m.adequate_since_s or 0.0

@@ -154,3 +154,21 @@ def test_an_artery_that_collapses_puts_identity_in_doubt():
     assert m.artery_collapse > 0.8
     v = decide(m, VerdictConfig(), final=True)
     assert v.verdict == "indeterminate" and "collapsed" in v.reason
+
+
+def test_a_closing_vein_much_smaller_than_its_artery_is_not_called_compressible():
+    """A small region taken as the vein that vanishes under pressure is more likely a fragment than the
+    femoral vein (which is as large as its artery or larger): indeterminate, not compressible."""
+    from edge.us.identity import Identity
+
+    t = np.arange(90) / FPS
+    sure = Identity(0, 1, "labels+physiology", "")
+    artery = np.full(90, 1000.0)
+    for vein_open, expected in ((300.0, "indeterminate"), (900.0, "compressible")):
+        vein = np.where(t < 1.2, vein_open, np.maximum(0.0, vein_open - 1500 * (t - 1.2)))
+        m = measure(t, vein, np.full(90, 1.0), adequate_flattening=0.08, artery_area=artery)
+        assert m.artery_rest_area == pytest.approx(1000.0)
+        v = decide(m, VerdictConfig(), final=True, identity=sure)
+        assert v.verdict == expected, v.reason
+        if expected == "indeterminate":
+            assert "30% of the artery" in v.reason
