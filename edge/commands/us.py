@@ -71,6 +71,55 @@ def print_verdict(report: dict, label: str = "") -> None:
         print(f"{label}INCOMPLETE: the result covers only part of the input")
 
 
+def _sr_setup(args: argparse.Namespace, out: Path | None, json_path: Path | None):
+    """Before any work, for ``--sr``/``--send-to``: the destination (parsed), the cine's header and where the
+    SR goes (``<stem>.sr.dcm`` beside the JSON report). (None, None, None) when neither is asked for."""
+    send_to = getattr(args, "send_to", None)
+    if not (getattr(args, "sr", False) or send_to):
+        return None, None, None
+    from importlib.util import find_spec
+
+    from edge.ct.send import Destination
+    from edge.us.dicom_out import read_cine_header, sr_path_for
+
+    dest = Destination.parse(send_to) if send_to else None
+    missing = [m for m in ("highdicom", *(("pynetdicom",) if dest else ())) if find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--sr/--send-to need {' and '.join(missing)}: pip install \".[ct]\"")
+    if not Path(args.source).is_file():
+        raise InputError(f"--sr/--send-to: '{Path(args.source).name}' is not a file; the DICOM SR goes into the "
+                          "study of a DICOM cine, so the source must be one")
+    header = read_cine_header(args.source)
+    return dest, header, sr_path_for(json_path or out / f"{args.stem}.json")
+
+
+def _write_and_send_sr(report: dict, header, sr_path: Path, dest, ae_title: str) -> int:
+    """Write the SR (only for a complete run) and send it; the exit code for what happened."""
+    from edge.us.dicom_out import write_us_sr
+
+    if not report.get("complete", True):
+        print("sr: not written: the input ended early, and a partial result must not go into the study "
+              "(the JSON report says complete: false)")
+        return 0  # the caller exits with the input error
+    write_us_sr(report, header, sr_path)
+    print(f"sr: {sr_path} (DICOM SR in the cine's study, new series; unverified, research use only)")
+    if dest is None:
+        return 0
+    from edge.ct.send import Sender
+
+    # after the frame loop: the run's outputs are written and the verdict printed before any network wait
+    sender = Sender(dest, calling_ae=ae_title, notice=lambda m: print(m, flush=True))
+    try:
+        sender.submit([sr_path], "us SR")
+        sender.wait(300.0)  # 6 attempts with 2..32 s back-off, plus the association timeouts
+    finally:
+        left = sender.close()
+    if left or not sender.outcomes or not sender.outcomes[0].sent:
+        print(f"dvt-edge: error: the SR was not sent to {dest}; it stays in {sr_path}", file=sys.stderr)
+        return OutputError.exit_code
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     config = UsConfig(crop=parse_crop(args.crop))
     model = args.model or us_model()
@@ -80,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         out = Path("dvt-edge-out")
     from edge.us.calibration import parse_mm_per_px
 
+    dest, header, sr_path = _sr_setup(args, out, json_path)
+    if sr_path is not None:
+        sr_path.unlink(missing_ok=True)  # an older run's SR must not pass as this run's
     res = run_us_job(args.source, model, backend=args.backend, out_dir=out, json_path=json_path, config=config,
                      pace=args.pace, threads=args.threads, max_frames=args.max_frames, video=not args.no_video,
                      stem=args.stem, video_height=args.video_height,
@@ -88,13 +140,16 @@ def run(args: argparse.Namespace) -> int:
     for what, path in (("video", res.video), ("curve", res.curve), ("report", res.json)):
         if path:
             print(f"{what}: {path}")
+    sr_code = 0
+    if sr_path is not None and res.report is not None:
+        sr_code = _write_and_send_sr(res.report, header, sr_path, dest, args.ae_title)
     print(DISCLAIMER)
     if res.report is not None and not res.report.get("complete", True):
         # the outputs are written, but a truncated input must not pass as a finished run in a script
         print("dvt-edge: error: the input ended early (see the warning above); the report says complete: false",
               file=sys.stderr)
         return InputError.exit_code
-    return 0
+    return sr_code
 
 
 def check_images(images: list[Path], out: Path) -> None:
@@ -197,6 +252,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pixel size of the screen frame, for vein areas in mm² (default: a DICOM cine's "
                         "ultrasound regions, else pixels only)")
     r.add_argument("--no-video", action="store_true", help="do not write the overlay MP4")
+    r.add_argument("--sr", action="store_true",
+                   help="DICOM cine only: also write <stem>.sr.dcm beside the JSON, a DICOM SR of the result in "
+                        "the cine's study (it carries the cine's patient identifiers)")
+    r.add_argument("--send-to", default=None, metavar="AE@HOST:PORT",
+                   help="send the SR (implies --sr) to this archive by C-STORE after the run, with retries")
+    r.add_argument("--ae-title", default="DVTEDGE", help="calling AE title for --send-to (default: DVTEDGE)")
     r.add_argument("--video-height", type=_positive_int, default=None, metavar="PX",
                    help="record the overlay video at this height (e.g. 720 for a 1080p source: cheaper to "
                         "draw and encode); default: the source's size")

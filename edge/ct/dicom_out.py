@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.ct.report import NOTICE, render_key_image
+# shared with the ultrasound SR (edge.us.dicom_out); complete_header is re-exported: callers import it from here
+from edge.dicom_sr import MANUFACTURER, PRIVATE, complete_header  # noqa: F401
+from edge.dicom_sr import code as _code
 
-PRIVATE = "99DVTEDGE"
 SR_SERIES_NUMBER = 9901
 SC_SERIES_NUMBER = 9902
-MANUFACTURER = "DVT Edge (research software)"
 
 # (code value, meaning) of the measurements written per finding, in this order
 MEASUREMENTS = (
@@ -75,31 +76,6 @@ class DicomResults:
     @property
     def files(self) -> list[Path]:
         return [self.sr_path, *self.key_image_paths]
-
-
-_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-          "ReferringPhysicianName", "StudyID", "AccessionNumber")
-
-
-def complete_header(header):
-    """A copy of ``header`` with the patient/study attributes highdicom copies present (empty when the
-    input lacks them: DICOM type 2), pixel data removed."""
-    import copy
-
-    h = copy.deepcopy(header)  # Dataset.copy() is shallow: the copies would share their elements
-    for kw in _TYPE2:
-        if kw not in h:
-            setattr(h, kw, "")
-    for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
-        if kw in h:
-            delattr(h, kw)
-    return h
-
-
-def _code(value: str, meaning: str, scheme: str = PRIVATE):
-    from highdicom.sr import CodedConcept
-
-    return CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
 
 
 def build_sr(result, header, sop_uids: list[str], model: dict | None = None):
