@@ -143,3 +143,23 @@ def test_sr_needs_a_dicom_cine_and_a_good_destination(tmp_path, capsys):
     assert not (out / "us.json").exists()
     assert edge.cli.main(["us", "run", str(CLIP), "--send-to", "ARCHIVE@host", "--out", str(out)]) == 6
     assert "AE@host:port" in capsys.readouterr().err
+
+
+def test_a_cine_that_ends_early_gets_no_sr_and_an_old_sr_is_removed(tmp_path, capsys):
+    from edge.faults import truncate
+
+    frames = np.stack([np.full((32, 48), 10 + 20 * i, np.uint8) for i in range(8)])
+    cine = truncate(_cine(tmp_path / "cut.dcm", frames), 0.6)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "us.sr.dcm").write_bytes(b"an older run's SR")
+    assert edge.cli.main(["us", "run", str(cine), "--sr", "--no-video", "--out", str(out)]) == 3
+    assert not (out / "us.sr.dcm").exists()
+    assert json.loads((out / "us.json").read_text())["complete"] is False
+    # a run that finishes with complete: false (input ended early) writes no SR either
+    from edge.commands.us import _write_and_send_sr
+
+    capsys.readouterr()
+    assert _write_and_send_sr({"complete": False}, None, out / "us.sr.dcm", None, "DVTEDGE") == 0
+    assert "sr: not written: the input ended early" in capsys.readouterr().out
+    assert not (out / "us.sr.dcm").exists()
