@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           description="Detect DVT candidates in a CT series. " + NOTICE)
     scan.add_argument("path", type=Path, help="a folder of DICOM slices, or a .nii/.nii.gz file")
     scan.add_argument("--json", type=Path, help="write the report to this JSON file")
+    scan.add_argument("--decode-workers", type=_workers, default=None, metavar="N",
+                      help="threads decoding DICOM slices ahead of inference, 0-16 (0 = decode inline; default "
+                           "2, measured fastest on 2 cores: benchmarks/results/ct-decode.md)")
     common(scan)
     scan.set_defaults(func=cmd_scan)
 
@@ -80,6 +83,17 @@ def _score(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number; give a score between 0 and 1, e.g. 0.3") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is outside 0..1; detector scores are between 0 and 1, e.g. 0.3")
+    return value
+
+
+def _workers(text: str) -> int:
+    """argparse type of --decode-workers: a whole number 0..16."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number; give 0 to 16, e.g. 2") from None
+    if not 0 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..16 (0 = decode on the inference thread)")
     return value
 
 
@@ -138,7 +152,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from edge.ct.job import clear_outputs
 
     check_scan_outputs(args.out, args.json)
-    stream, kind = open_input(args.path, args.series_uid)
+    stream, kind = open_input(args.path, args.series_uid, getattr(args, "decode_workers", None))
     clear_outputs(args.out, args.json)
     detector, backend, model = _open_detector(args)
     try:

@@ -40,12 +40,15 @@ from typing import Iterator
 
 import numpy as np
 
+from edge.ct import j2k as _j2k
 from edge.ct.types import CTSlice
 from edge.errors import InputError
 
 GAP_FACTOR = 1.5  # a neighbour spacing above 1.5 x the median is a missing slice (brief of issue 4)
 _ORIENT_TOL = 1e-3  # direction cosines are written with ~6 digits; anything beyond this is a real tilt
 _SPACING_TOL = 1e-3  # mm
+DEFAULT_DECODE_WORKERS = 2  # measured on the 2-core machine, benchmarks/results/ct-decode.md
+DEFAULT_DECODE_AHEAD = 4  # slices decoded and not yet taken, at most (memory: 4 x 1 MiB for 512x512)
 
 
 def short_uid(uid: str) -> str:
@@ -105,27 +108,56 @@ class CTSeries:
         for i in range(len(self.headers)):
             yield self.read_slice(i)
 
-    def prefetch(self, depth: int = 4) -> Iterator[CTSlice]:
-        """Like iterating, but slices are decoded by one background thread up to ``depth`` ahead.
+    def prefetch(self, depth: int = DEFAULT_DECODE_AHEAD, workers: int = DEFAULT_DECODE_WORKERS) -> Iterator[CTSlice]:
+        """Like iterating, but slices are decoded by a pool of ``workers`` threads, at most ``depth`` ahead.
 
-        JPEG 2000 decoding (~50 ms per 512x512 slice on a laptop core) then overlaps with inference on an
-        accelerator; ``depth`` bounds the memory held (depth x one float32 slice). Errors surface in order.
+        Decoding then runs beside inference instead of before it: the JPEG 2000 decoder (:mod:`edge.ct.j2k`,
+        imagecodecs) and numpy release the GIL, so threads decode in parallel with ONNX Runtime and with each
+        other. Slices come out in series order whatever order the workers finish in. ``depth`` bounds what is
+        decoded and not yet taken by the consumer (depth x one float32 slice of memory; a slow consumer holds the
+        pool back). Errors surface in order, at the slice that failed, exactly as iterating would raise them
+        (earlier slices are yielded first). ``workers=0`` decodes on the consumer's thread (no pool, no lookahead).
         """
+        workers = check_decode_workers(workers)
+        if workers == 0:
+            yield from self
+            return
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ct-decode") as pool:
-            pending: deque = deque()
-            nxt = 0
-            try:
-                while nxt < len(self.headers) or pending:
-                    while nxt < len(self.headers) and len(pending) < depth:
-                        pending.append(pool.submit(self.read_slice, nxt))
-                        nxt += 1
-                    yield pending.popleft().result()
-            finally:
-                for f in pending:  # a consumer that stops early must not wait for unread slices
-                    f.cancel()
+        depth = max(int(depth), workers)
+        _j2k.register()  # before the workers start: pydicom's plugin table is not changed under them
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ct-decode")
+        pending: deque = deque()
+        nxt = 0
+        try:
+            while nxt < len(self.headers) or pending:
+                while nxt < len(self.headers) and len(pending) < depth:
+                    pending.append(pool.submit(self.read_slice, nxt))
+                    nxt += 1
+                s = pending.popleft().result()  # raises the slice's own error, in order
+                # refill before handing the slice over, so the workers decode while the consumer infers
+                while nxt < len(self.headers) and len(pending) < depth:
+                    pending.append(pool.submit(self.read_slice, nxt))
+                    nxt += 1
+                yield s
+        finally:
+            for f in pending:  # a consumer that stops early (or an error) must not wait for unread slices
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)  # at most `workers` slices still being decoded
+
+
+def check_decode_workers(n) -> int:
+    """The decode pool size as an int in 0..16; ConfigError otherwise (0 = decode on the consumer's thread)."""
+    from edge.errors import ConfigError
+
+    try:
+        value = int(n)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--decode-workers {n!r}: give a whole number from 0 to 16") from None
+    if not 0 <= value <= 16 or (not isinstance(n, str) and value != n):
+        raise ConfigError(f"--decode-workers {n}: give a whole number from 0 to 16 (0 = decode inline)")
+    return value
 
 
 # --------------------------------------------------------------------------- header parsing
@@ -262,6 +294,9 @@ def dataset_hu(ds, where: str) -> np.ndarray:
     ts = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
     if ts is not None and ts.is_compressed:
         from pydicom.pixels import get_decoder
+
+        if not _j2k.registered():
+            _j2k.register()  # imagecodecs first for JPEG 2000 when installed (edge/ct/j2k.py); once
 
         try:
             decoder = get_decoder(ts)

@@ -14,8 +14,11 @@ from edge.errors import InputError
 NOTICE = "Research software: not for diagnostic use."
 
 
-def open_input(path: Path, series_uid: str | None = None):
-    """(SliceStream, input kind) for a DICOM folder or a NIfTI file; InputError naming the path otherwise."""
+def open_input(path: Path, series_uid: str | None = None, decode_workers: int | None = None):
+    """(SliceStream, input kind) for a DICOM folder or a NIfTI file; InputError naming the path otherwise.
+
+    decode_workers: DICOM decode threads ahead of inference (None = the default; 0 = inline); see
+    ``edge.ct.dicom_series.CTSeries.prefetch``."""
     from edge.ct.nifti import NiftiVolume, is_nifti
     from edge.ct.stream import SliceStream, iter_folder
 
@@ -23,7 +26,7 @@ def open_input(path: Path, series_uid: str | None = None):
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return iter_folder(path, series_uid), "dicom"
+        return iter_folder(path, series_uid, decode_workers=decode_workers), "dicom"
     if is_nifti(path):
         vol = NiftiVolume(path)
         return SliceStream(iter(vol), warnings=list(vol.warnings), presorted=True), "nifti"

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge.ct.dicom_series import (
-    GAP_FACTOR, CTSeries, check_complete, dataset_hu, header_from_dataset, not_ct_reason, scan_series,
+    DEFAULT_DECODE_WORKERS, GAP_FACTOR, CTSeries, check_complete, check_decode_workers, dataset_hu, header_from_dataset, not_ct_reason, scan_series,
     short_uid,
 )
 from edge.ct.types import CTSlice
@@ -125,10 +125,15 @@ def _direction(positions: list[float]) -> int:
 # --------------------------------------------------------------------------- sources
 
 
-def iter_folder(path: str | os.PathLike, series_uid: str | None = None) -> SliceStream:
-    """A complete folder, read in position order (ascending): the reader's strict checks apply up front."""
+def iter_folder(path: str | os.PathLike, series_uid: str | None = None, *,
+                decode_workers: int | None = None) -> SliceStream:
+    """A complete folder, read in position order (ascending): the reader's strict checks apply up front.
+
+    decode_workers: threads decoding slices ahead of the consumer (``CTSeries.prefetch``); None = the default
+        (``DEFAULT_DECODE_WORKERS``), 0 = decode on the consumer's thread. The slices are the same either way."""
+    workers = DEFAULT_DECODE_WORKERS if decode_workers is None else check_decode_workers(decode_workers)
     series: CTSeries = scan_series(path, series_uid)
-    stream = SliceStream(series.prefetch(), warnings=list(series.warnings), presorted=True,
+    stream = SliceStream(series.prefetch(workers=workers), warnings=list(series.warnings), presorted=True,
                          series_hash=series.series_hash)
     stream.series = series  # type: ignore[attr-defined]
     return stream
