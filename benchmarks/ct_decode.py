@@ -70,7 +70,46 @@ def _one(mode: str, folder: Path, repeats: int) -> dict:
             "threads": getattr(detector.backend, "threads", None),
             "wall_ms_per_slice": med("wall_ms_per_slice"), "infer_ms_per_slice": med("infer_ms"),
             "runs": rows, "findings": findings,
-            "plugins": __import__("pydicom.pixels.decoders", fromlist=["x"]).JPEG2000LosslessDecoder.available_plugins}
+            "plugin_order": list(__import__("pydicom.pixels.decoders", fromlist=["x"]).JPEG2000LosslessDecoder._available)}
+
+
+def decoders(folder: Path, repeats: int = 2) -> dict:
+    """Each installed JPEG 2000 plugin through pydicom (``decoding_plugin=``): ms/slice on 1 thread and on 2
+    threads (does the decoder release the GIL?), and whether it is pixel-identical to pylibjpeg-openjpeg."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import pydicom
+    from pydicom.pixels import pixel_array
+
+    from edge.ct import j2k
+
+    j2k.register()
+    dss = [pydicom.dcmread(p) for p in sorted(folder.iterdir()) if p.is_file()]
+    ref = [pixel_array(d, decoding_plugin="pylibjpeg") for d in dss]
+    out = {"load_1min_before": round(os.getloadavg()[0], 2), "slices": len(dss),
+           "transfer_syntax": str(dss[0].file_meta.TransferSyntaxUID.name)}
+    for plugin in ("imagecodecs", "pylibjpeg", "gdcm", "pillow"):
+        dec = lambda d: pixel_array(d, decoding_plugin=plugin)  # noqa: E731
+        try:
+            same = all(np.array_equal(dec(d), r) and dec(d).dtype == r.dtype for d, r in zip(dss, ref))
+        except Exception as exc:  # noqa: BLE001 - not installed / cannot decode: say so
+            out[plugin] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+            continue
+        one, two = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for d in dss:
+                dec(d)
+            one.append(1e3 * (time.perf_counter() - t) / len(dss))
+            with ThreadPoolExecutor(2) as ex:
+                t = time.perf_counter()
+                list(ex.map(dec, dss))
+                two.append(1e3 * (time.perf_counter() - t) / len(dss))
+        out[plugin] = {"ms_per_slice_1_thread": round(min(one), 1), "ms_per_slice_2_threads": round(min(two), 1),
+                       "pixel_identical": same}
+    out["load_1min_after"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def main(argv=None) -> int:
@@ -81,7 +120,16 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--decoders", action="store_true", help="compare the JPEG 2000 decoders only (OUT-decoders.json)")
     args = ap.parse_args(argv)
+    if args.decoders:
+        res = decoders(args.folder)
+        res["command"] = "python -m benchmarks.ct_decode " + " ".join(argv if argv is not None else sys.argv[1:])
+        print(json.dumps(res, indent=1))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            Path(str(args.out) + "-decoders.json").write_text(json.dumps(res, indent=1) + "\n")
+        return 0
     if args.one:
         print(json.dumps(_one(args.one, args.folder, args.repeats)))
         return 0
