@@ -20,7 +20,7 @@ duplicate position               the first file (lowest InstanceNumber) kept, th
 gap (> 1.5 x median spacing)     kept + warning + ``CTSeries.gaps`` (the ring then stacks slices that are
                                  further apart than the model was trained on; the user must know)
 not axial                        kept + warning (the detector was trained on axial slices)
-compressed pixel data            decoded via pydicom's plugins (JPEG 2000: imagecodecs first, edge/ct/j2k.py);
+compressed pixel data            decoded via pydicom's plugins (JPEG 2000 Lossless: imagecodecs first, j2k.py);
                                  InputError naming the file, the transfer syntax and the package to install
                                  when no decoder is available
 ===============================  ===========================================================================

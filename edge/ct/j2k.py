@@ -1,7 +1,7 @@
 """JPEG 2000 decoding for CT slices: a pydicom decoder plugin backed by ``imagecodecs`` (BSD-3, OpenJPEG inside).
 
 Why: on the real 512x512 JPEG 2000 sample (``../shared/data/ct-dicom-sample``) decoding was the slowest stage of
-``ct scan``. Measured on the 2-core development machine, 20 slices, raw codestreams (`benchmarks/results/ct-decode.md`):
+``ct scan``. Measured on the 2-core development machine, quiet (load ~1), 20 slices (`benchmarks/results/ct-decode.md`):
 
 =============================  ==================  ========================  ===================================
 decoder (PyPI, licence)        ms/slice, 1 thread  ms/slice, 2 threads        GIL
@@ -14,9 +14,10 @@ pillow (MIT-CMU)               46                  45                        hel
 
 All four give pixel-identical arrays on the sample (tested). ``imagecodecs`` is the only one whose decode runs
 in parallel on threads, so the decode pool of :meth:`edge.ct.dicom_series.CTSeries.prefetch` can run beside
-inference without processes. :func:`register` adds it to pydicom's JPEG 2000 decoders and puts it first in
-their order; when ``imagecodecs`` is missing nothing changes (pylibjpeg-openjpeg, gdcm or pillow decode as
-before). A codestream it fails on falls through to pydicom's other plugins, exactly as pydicom's own plugins do.
+inference without processes. :func:`register` adds it to pydicom's JPEG 2000 Lossless decoders and puts it
+first in their order (lossy JPEG 2000 keeps pydicom's order: its rounding may differ between OpenJPEG
+builds); when ``imagecodecs`` is missing nothing changes (gdcm, pylibjpeg-openjpeg or pillow decode as
+before). A codestream it fails on falls through to pydicom's other plugins, as pydicom's own plugins do.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ DECODER_DEPENDENCIES: dict = {}
 def _syntaxes():
     from pydicom import uid
 
-    return [uid.JPEG2000Lossless, uid.JPEG2000]
+    # Lossless only: there every correct decoder gives the same integers. Lossy JPEG 2000 (irreversible 9/7
+    # wavelet) may round differently between OpenJPEG builds, so it keeps pydicom's order (gdcm first) as before.
+    return [uid.JPEG2000Lossless]
 
 
 def is_available(uid: str) -> bool:
@@ -77,10 +80,10 @@ def register() -> bool:
         except ImportError:
             _done = True
             return False
-        from pydicom.pixels.decoders import JPEG2000Decoder, JPEG2000LosslessDecoder
+        from pydicom.pixels.decoders import JPEG2000LosslessDecoder
 
         try:
-            for dec in (JPEG2000LosslessDecoder, JPEG2000Decoder):
+            for dec in (JPEG2000LosslessDecoder,):
                 if LABEL not in dec._available and LABEL not in dec._unavailable:
                     dec.add_plugin(LABEL, (__name__, "_decode_frame"))
                 if LABEL in dec._available:  # pydicom tries plugins in insertion order: put this one first
