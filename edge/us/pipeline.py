@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from edge.backends.base import Backend
 from edge.errors import ModelError
 from edge.sources.base import Frame
 from edge.spec import ModelSpec
+from edge.us.episodes import EpisodeConfig, episode_ended
 from edge.us.identity import IdentityConfig, IdentityJudge
 from edge.us.measure import measure
 from edge.us.postprocess import labels_from_logits
@@ -38,7 +39,8 @@ class UsConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
-    window_s: float = 30.0  # the verdict covers at most this much of the stream
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    window_s: float = 30.0  # an episode (press and release) covers at most this much of the stream
     crop: Region | None = None  # image region on the screen; None = detect on the first frame
 
     def to_json(self) -> dict:
@@ -63,6 +65,7 @@ class UltrasoundPipeline:
         self._maxlen = int(self.cfg.window_s * 240) + 1  # a memory bound only; the window is trimmed by time
         self._reset_curves()
         self.t0: float | None = None
+        self.episodes: deque[Verdict] = deque(maxlen=self.cfg.episodes.max_history)  # completed presses
 
     def _reset_curves(self) -> None:
         m = self._maxlen
@@ -89,6 +92,30 @@ class UltrasoundPipeline:
             for curve in (self.t, self.vein, self.artery_ratio, self.artery_area, self.vein_confidence):
                 curve.popleft()
         return track
+
+    def _measure(self):
+        return measure(np.fromiter(self.t, float), np.fromiter(self.vein, float),
+                       np.fromiter(self.artery_ratio, float),
+                       adequate_flattening=self.cfg.verdict.adequate_flattening,
+                       artery_area=np.fromiter(self.artery_area, float),
+                       vein_confidence=np.fromiter(self.vein_confidence, float))
+
+    def _close_episode(self) -> None:
+        """When the current press has been released (``edge.us.episodes``), keep its verdict in the history
+        and start the next episode from the rest frames that followed it."""
+        if self.identity is None or len(self.t) < 3:
+            return
+        m = self._measure()
+        t = np.fromiter(self.t, float)
+        if not episode_ended(t, np.fromiter(self.vein, float), np.fromiter(self.artery_ratio, float), m,
+                             compressible_min=self.cfg.verdict.compressible_min,
+                             adequate_flattening=self.cfg.verdict.adequate_flattening, cfg=self.cfg.episodes):
+            return
+        self.episodes.append(decide(m, self.cfg.verdict, final=True, identity=self.identity))
+        keep = int(np.sum(t >= t[-1] - self.cfg.episodes.keep_s))
+        for curve in (self.t, self.vein, self.artery_ratio, self.artery_area, self.vein_confidence):
+            for _ in range(len(curve) - keep):
+                curve.popleft()
 
     @property
     def identity(self):
@@ -126,6 +153,7 @@ class UltrasoundPipeline:
         else:
             labels = self.judge.relabel(labels)
             track = self._track(labels, logits, t)
+        self._close_episode()
         marks.append(time.perf_counter())
         verdict = self.current_verdict(final=False)
         marks.append(time.perf_counter())
@@ -138,12 +166,15 @@ class UltrasoundPipeline:
         )
 
     def current_verdict(self, final: bool) -> Verdict:
-        m = measure(np.fromiter(self.t, float), np.fromiter(self.vein, float),
-                    np.fromiter(self.artery_ratio, float),
-                    adequate_flattening=self.cfg.verdict.adequate_flattening,
-                    artery_area=np.fromiter(self.artery_area, float),
-                    vein_confidence=np.fromiter(self.vein_confidence, float))
-        return decide(m, self.cfg.verdict, final=final, identity=self.identity)
+        """The verdict of the press in progress; while the probe rests after a completed press (too short,
+        or no pressure yet), the verdict of the last completed press."""
+        v = decide(self._measure(), self.cfg.verdict, final=final, identity=self.identity)
+        if self.episodes and v.verdict == "indeterminate" and v.reason.startswith(RESTING):
+            return replace(self.episodes[-1], final=final)
+        return v
+
+
+RESTING = ("too short", "too little pressure")  # reasons of an episode that has not started yet
 
 
 def vessel_confidence(logits: np.ndarray, mask: np.ndarray) -> float:
