@@ -45,6 +45,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(scan)
     scan.set_defaults(func=cmd_scan)
 
+    watch = sub.add_parser("watch", help="detect DVT candidates while a folder is being filled with DICOM slices",
+                           description="Watch a folder a scanner or a copy writes DICOM slices into; each slice is "
+                                       "taken once its size is stable and detection runs while the series "
+                                       "arrives. Ends after --idle-timeout seconds without a new file or when "
+                                       "--expected slices were taken. " + NOTICE)
+    watch.add_argument("path", type=Path, help="the folder the slices are written into")
+    watch.add_argument("--json", type=Path, help="write the report to this JSON file")
+    watch.add_argument("--idle-timeout", type=_positive_seconds, default=10.0, metavar="S",
+                       help="stop after this many seconds without a new or growing file (default 10)")
+    watch.add_argument("--expected", type=_workers_or_count, default=None, metavar="N",
+                       help="stop once this many files were taken (default: wait for the idle timeout)")
+    common(watch)
+    watch.set_defaults(func=cmd_watch)
+
     listen = sub.add_parser("listen", help="receive CT slices by DICOM C-STORE and detect while they arrive",
                             description="DICOM C-STORE receiver with live DVT candidate detection. " + NOTICE)
     listen.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -161,6 +175,49 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         close_detector(detector)
     _finish(result, kind, backend, model, args.out, args.json)
+    return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 seconds")
+    return value
+
+
+def _workers_or_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """``ct watch DIR``: the watched-folder source (``edge.ct.stream.watch_folder``) through the same
+    detector, linking and report as ``ct scan``."""
+    from edge.ct.job import clear_outputs, close_detector
+    from edge.ct.pipeline import run_pipeline
+    from edge.ct.stream import watch_folder
+
+    check_scan_outputs(args.out, args.json)
+    stream = watch_folder(args.path, idle_timeout_s=args.idle_timeout, expected_count=args.expected,
+                          series_uid=args.series_uid)
+    clear_outputs(args.out, args.json)
+    detector, backend, model = _open_detector(args)
+    print(f"watching {args.path} (ends {args.idle_timeout:g} s after the last new file"
+          + (f" or after {args.expected} files" if args.expected else "") + ")", flush=True)
+    try:
+        k = _check_k(args, detector)
+        result = run_pipeline(stream, detector, k=k, on_finding=_printer())
+    finally:
+        close_detector(detector)
+    _finish(result, "dicom", backend, model, args.out, args.json)
     return 0
 
 
