@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.argtypes import positive_int
 from edge.assets import us_model
 from edge.backends.select import BACKEND_NAMES, open_backend
 from edge.atomic import write_bytes_atomic
@@ -213,17 +214,6 @@ def segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
-
-
 def _stem(text: str) -> str:
     """argparse type of --stem: a plain file name (outputs stay inside --out)."""
     if not text or text in (".", "..") or "/" in text or "\\" in text:
@@ -234,7 +224,7 @@ def _stem(text: str) -> str:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default: auto)")
     p.add_argument("--model", type=Path, default=None, help="ONNX model with its .json spec (default: bundled lite)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU inference threads (default: ONNX Runtime's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU inference threads (default: ONNX Runtime's)")
     p.add_argument("--crop", default=None, metavar="X,Y,W,H", help="image region on the screen (default: detect)")
 
 
@@ -247,7 +237,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, default=None, help="folder for the overlay MP4, curve PNG and JSON")
     r.add_argument("--stem", type=_stem, default="us", help="base name of the output files (default: us)")
     r.add_argument("--pace", action="store_true", help="play files at their frame rate (emulates a live probe)")
-    r.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames")
+    r.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many frames")
     r.add_argument("--mm-per-px", type=_mm_per_px, default=None, metavar="MM[,MM_Y]",
                    help="pixel size of the screen frame, for vein areas in mm² (default: a DICOM cine's "
                         "ultrasound regions, else pixels only)")
@@ -258,7 +248,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--send-to", default=None, metavar="AE@HOST:PORT",
                    help="send the SR (implies --sr) to this archive by C-STORE after the run, with retries")
     r.add_argument("--ae-title", default="DVTEDGE", help="calling AE title for --send-to (default: DVTEDGE)")
-    r.add_argument("--video-height", type=_positive_int, default=None, metavar="PX",
+    r.add_argument("--video-height", type=positive_int, default=None, metavar="PX",
                    help="record the overlay video at this height (e.g. 720 for a 1080p source: cheaper to "
                         "draw and encode); default: the source's size")
     _common(r)

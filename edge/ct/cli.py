@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.argtypes import positive_int
 from edge.ct.job import NOTICE
 
 
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("--json", type=Path, help="write the report to this JSON file")
     watch.add_argument("--idle-timeout", type=_positive_seconds, default=10.0, metavar="S",
                        help="stop after this many seconds without a new or growing file (default 10)")
-    watch.add_argument("--expected", type=_workers_or_count, default=None, metavar="N",
+    watch.add_argument("--expected", type=positive_int, default=None, metavar="N",
                        help="stop once this many files were taken (default: wait for the idle timeout)")
     common(watch)
     watch.set_defaults(func=cmd_watch)
@@ -185,16 +186,6 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text}: must be more than 0 seconds")
-    return value
-
-
-def _workers_or_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
     return value
 
 
