@@ -1,5 +1,5 @@
 """Triton: the model-repository exporter (configs parse, batch-N == batch-1 through ONNX Runtime) and the
-``triton`` backend's contract against a KServe v2 stub server on 127.0.0.1 (edge/backends/triton_stub.py):
+``triton`` backend's contract against a KServe v2 stub server on 127.0.0.1 (export/triton_stub.py):
 names, shapes, dtypes, results equal to local ONNX Runtime (US frame loop and CT scan), errors that name the
 server and the model. No real Triton server runs here."""
 
@@ -126,7 +126,7 @@ def test_export_command(tmp_path, capsys):
 
 pytest.importorskip("tritonclient.http", reason="the triton backend needs the [triton] extra (tritonclient[http])")
 from edge.backends.triton import TritonBackend  # noqa: E402
-from edge.backends.triton_stub import TritonStub  # noqa: E402
+from export.triton_stub import TritonStub  # noqa: E402
 
 
 @pytest.fixture(scope="module")
