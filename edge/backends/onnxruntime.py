@@ -33,9 +33,16 @@ class OnnxRuntimeBackend:
         "CPUExecutionProvider"]. ORT itself falls back silently when a provider fails to load; this class
         checks which provider the session actually took and reports it in ``name``.
     threads: intra-op threads; None leaves ORT's default (one per physical core).
+    spinning: let ORT's intra-op threads spin-wait between parallel sections. Off by default: every job here
+        runs other threads beside the model (capture, the video recorder, CT decoding), and spinning threads
+        take their CPU. On the 2-core development machine, quiet, a paced 1080p 30 fps ``us run`` with the video
+        recorded processed 596 and 599 of 600 frames with spinning off against 517 and 560 with it on, and
+        ``ct scan`` on the JPEG 2000 sample ran 8% faster; the model alone is ~10% slower without spinning
+        (benchmarks/results/cpu-2core-quiet/README.md).
     """
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None,
+                 spinning: bool = False):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -51,6 +58,8 @@ class OnnxRuntimeBackend:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.spinning = bool(spinning)
         wanted = providers or ["CPUExecutionProvider"]
         available = ort.get_available_providers()
         missing = [p for p in wanted if p not in available]

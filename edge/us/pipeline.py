@@ -69,6 +69,8 @@ class UltrasoundPipeline:
 
     def _reset_curves(self) -> None:
         m = self._maxlen
+        self._curves_version = getattr(self, "_curves_version", 0) + 1  # bumped on every change of the curves
+        self._measured_version = -1
         self.t: deque[float] = deque(maxlen=m)
         self.vein: deque[float] = deque(maxlen=m)
         self.artery_ratio: deque[float] = deque(maxlen=m)
@@ -88,12 +90,20 @@ class UltrasoundPipeline:
         self.artery_ratio.append(np.nan if track.artery_aspect is None else track.artery_aspect)
         self.artery_area.append(np.nan if track.artery is None else track.artery.area * self.tracker.px)
         self.vein_confidence.append(np.nan if track.vein is None else vessel_confidence(logits, track.vein.mask))
+        self._curves_version += 1
         while self.t[-1] - self.t[0] > self.cfg.window_s:  # the window is in seconds, whatever the frame rate
             for curve in (self.t, self.vein, self.artery_ratio, self.artery_area, self.vein_confidence):
                 curve.popleft()
         return track
 
     def _measure(self):
+        """The measurements of the curves as they stand; computed once per state of the curves (the episode
+        check and the verdict of a frame share one computation)."""
+        if self._measured_version != self._curves_version:
+            self._measured, self._measured_version = self._compute_measure(), self._curves_version
+        return self._measured
+
+    def _compute_measure(self):
         return measure(np.fromiter(self.t, float), np.fromiter(self.vein, float),
                        np.fromiter(self.artery_ratio, float),
                        adequate_flattening=self.cfg.verdict.adequate_flattening,
@@ -116,6 +126,7 @@ class UltrasoundPipeline:
         for curve in (self.t, self.vein, self.artery_ratio, self.artery_area, self.vein_confidence):
             for _ in range(len(curve) - keep):
                 curve.popleft()
+        self._curves_version += 1
 
     @property
     def identity(self):
