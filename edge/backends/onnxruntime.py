@@ -26,6 +26,9 @@ def _tensor_specs(args) -> tuple[TensorSpec, ...]:
     )
 
 
+SPINNING_ENV = "DVT_EDGE_ORT_SPINNING"
+
+
 class OnnxRuntimeBackend:
     """An ``onnxruntime.InferenceSession`` behind the Backend contract.
 
@@ -38,11 +41,12 @@ class OnnxRuntimeBackend:
         take their CPU. On the 2-core development machine, quiet, a paced 1080p 30 fps ``us run`` with the video
         recorded processed 596 and 599 of 600 frames with spinning off against 517 and 560 with it on, and
         ``ct scan`` on the JPEG 2000 sample ran 8% faster; the model alone is ~10% slower without spinning
-        (benchmarks/results/cpu-2core-quiet/README.md).
+        (benchmarks/results/cpu-2core-quiet/README.md). None: off unless the environment variable
+        ``DVT_EDGE_ORT_SPINNING=1`` turns it on (to reproduce that comparison, or on a machine with cores to spare).
     """
 
     def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None,
-                 spinning: bool = False):
+                 spinning: bool | None = None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -58,6 +62,8 @@ class OnnxRuntimeBackend:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if spinning is None:
+            spinning = os.environ.get(SPINNING_ENV, "0").strip() == "1"
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.spinning = bool(spinning)
         wanted = providers or ["CPUExecutionProvider"]

@@ -130,3 +130,23 @@ def test_doctor_reports_the_installed_flavours():
     text = render(facts)
     assert ("tensorrt_rtx" in text) == ("tensorrt_rtx" in installed)
     assert facts["auto_backend"]["backend"] is not None
+
+
+def test_onnxruntime_spin_waiting_is_off_unless_asked(monkeypatch):
+    """The jobs run capture, video and decode threads beside the model; spinning intra-op threads take their
+    CPU (measured: benchmarks/results/cpu-2core-quiet/README.md). On by argument or DVT_EDGE_ORT_SPINNING=1."""
+    from edge.assets import us_model
+    from edge.backends.onnxruntime import SPINNING_ENV, OnnxRuntimeBackend
+
+    def spinning(**kw) -> str:
+        be = OnnxRuntimeBackend(us_model(), threads=1, **kw)
+        try:
+            return be._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        finally:
+            be.close()
+
+    monkeypatch.delenv(SPINNING_ENV, raising=False)
+    assert spinning() == "0"
+    assert spinning(spinning=True) == "1"
+    monkeypatch.setenv(SPINNING_ENV, "1")
+    assert spinning() == "1" and spinning(spinning=False) == "0"
