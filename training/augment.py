@@ -40,8 +40,8 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def scanner(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Scanner and preset differences on a batch in [0, 1] (labels unchanged):
     resolution (down- and up-sampling) and blur, coarser speckle (multiplicative low-pass noise),
-    time-gain compensation (a smooth random gain along depth), dynamic range / gamma, overall gain,
-    additive noise. Each is applied to a random part of the batch so clean inputs are kept too."""
+    time-gain compensation (a smooth random gain along depth), lateral gain (contact, shadowing), edge
+    enhancement, contrast, dynamic range / gamma, overall gain, additive noise. Each is applied to a random part of the batch so clean inputs are kept too."""
     n, _, h, w = images.shape
     out = images
     pick = lambda p: (torch.rand(n, generator=gen) < p).view(n, 1, 1, 1).float()  # noqa: E731
@@ -65,8 +65,19 @@ def scanner(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     tgc = F.interpolate(knots, size=(h, 1), mode="bilinear", align_corners=True)
     m = pick(0.5)
     out = out * (m * tgc + (1 - m))
+    # lateral gain: probe contact and shadowing make one side brighter than the other (3 knots across)
+    knots = _uniform(n * 3, 0.65, 1.3, gen).view(n, 1, 1, 3)
+    lat = F.interpolate(knots, size=(1, w), mode="bilinear", align_corners=True)
+    m = pick(0.3)
+    out = out * (m * lat + (1 - m))
+    # edge enhancement (scanner presets sharpen) or contrast about the image mean
+    m = pick(0.2)
+    out = m * (out + float(_uniform(1, 0.3, 1.0, gen)) * (out - _blur(out, 1.5))) + (1 - m) * out
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    m = pick(0.4)
+    out = m * (mean + _uniform(n, 0.6, 1.5, gen).view(n, 1, 1, 1) * (out - mean)) + (1 - m) * out
     gain = _uniform(n, 0.6, 1.4, gen).view(n, 1, 1, 1)
-    gamma = _uniform(n, 0.6, 1.7, gen).view(n, 1, 1, 1)
+    gamma = _uniform(n, 0.5, 1.9, gen).view(n, 1, 1, 1)
     out = (out.clamp(0, 1) ** gamma) * gain
     out = out + torch.randn(out.shape, generator=gen) * _uniform(n, 0.0, 0.05, gen).view(n, 1, 1, 1)
     return out.clamp(0, 1)

@@ -42,14 +42,15 @@ def test_a_few_steps_reduce_the_loss():
     data = phantom_set(seed=123, n=32, size_hw=(96, 96))
     model = build_model("resunet-lite")
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = last = None
-    for step in range(25):
+    losses = []
+    for step in range(40):
         idx = torch.arange(step * 8, step * 8 + 8) % len(data)
         x, y = augment(data.images[idx], data.labels[idx], gen)
         loss = seg_loss(model(x), y, data.kind[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = loss.item() if first is None else first
-        last = loss.item()
+        losses.append(loss.item())
+    # single batches are noisy under the scanner augmentation: compare the first and the last few steps
+    first, last = sum(losses[:4]) / 4, sum(losses[-10:]) / 10
     assert last < 0.8 * first, (first, last)

@@ -107,6 +107,14 @@ class ClipParams:
     focus_frac: float
     texture_seed: int
     noise_seed: int
+    # domain-randomisation only (:func:`widen`); the defaults reproduce the narrow renderer exactly
+    vein_lobe_amp: float = 0.0  # radial wall irregularity of the vein, fraction of its radius
+    vein_lobe_k: int = 3  # number of lobes around the vein wall
+    vein_lobe_phase: float = 0.0  # rad
+    vein_lumen_level: float = -1.0  # reflectivity of the vein's blood; negative: same as lumen_level
+    vein_lumen_contrast: float = 1.0  # speckle contrast of the vein's blood relative to the tissue's texture
+    streak_gain: float = 1.0  # brightness factor of fat septa and perivascular streaks
+    muscle_streak_gain: float = 1.0  # brightness factor of muscle striation
 
     @property
     def phase_times(self) -> tuple[float, float, float, float]:
@@ -314,26 +322,97 @@ def vessels_at(P: ClipParams, t: float, margin: int) -> tuple[VesselState, Vesse
     return artery, vein
 
 
+def _support(a: float, b: float, angle: float, nx: float, ny: float) -> float:
+    """Extent (px) of an ellipse (semi-axes a, b, u-axis at ``angle`` rad) from its centre along unit (nx, ny)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return math.hypot(a * (nx * c + ny * s), b * (-nx * s + ny * c))
+
+
+def _wide_pair(P: ClipParams, rng: np.random.Generator) -> dict:
+    """Artery and vein drawn afresh from wide anatomical ranges: vein 0.7-3x the artery's radius, round to
+    flat (b/a 0.3-1.05), tilted up to 25 degrees, on either side of the artery and anywhere from beside it
+    to straight above or below it, with a gap of 2 px to 6% of the width, the pair at any depth that keeps
+    both in the image. The gap holds through pulsation, vein widening under pressure and tissue compression,
+    so the two ellipses never overlap (a lobulated vein outline, :func:`widen`, may touch the artery where the
+    gap is narrowest; the artery is drawn on top). Returns the fields to replace, or {} if the pair cannot fit."""
+    w, h = P.img_w, P.img_h
+    amp = _u(rng, 0.02, 0.1)
+    widen_v = _u(rng, 0.03, 0.3)
+    r = _u(rng, 0.025, 0.065) * w
+    ratio = math.exp(_u(rng, math.log(0.7), math.log(3.0)))
+    aspect = _u(rng, 0.3, 1.05)
+    ang = math.radians(_u(rng, -25, 25))
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    # elevation of the vein seen from the artery (positive: deeper); mostly beside, sometimes above/below
+    phi = math.radians(_u(rng, -35, 65) if rng.random() < 0.7 else _u(rng, -90, 90))
+    gap = _u(rng, 0.0, 0.06) * w + 2.0
+    cx_frac, cy_frac = rng.random(), rng.random()
+    for _ in range(12):  # shrink the pair until it fits in the image
+        a0 = min(r * ratio, 0.22 * w)
+        b0 = a0 * aspect
+        nx, ny = side * math.cos(phi), math.sin(phi)
+        reach = (r * (1 + amp) + _support(a0 * (1 + widen_v), b0, ang, nx, ny) + gap) * 1.06
+        dx, dy = nx * reach, ny * reach
+        v_half_h = _support(a0 * (1 + widen_v), b0, ang, 0.0, 1.0)
+        v_half_w = _support(a0 * (1 + widen_v), b0, ang, 1.0, 0.0)
+        ra = r * (1 + amp)
+        y_lo = max(0.08 * h + ra, 0.08 * h + v_half_h - dy)  # artery centre limits
+        y_hi = min(0.92 * h - ra, 0.92 * h - v_half_h - dy)
+        x_lo = max(0.05 * w + ra, 0.05 * w + v_half_w - dx)
+        x_hi = min(0.95 * w - ra, 0.95 * w - v_half_w - dx)
+        if y_lo <= y_hi and x_lo <= x_hi:
+            break
+        r *= 0.85
+        gap = max(2.0, gap * 0.85)
+    else:
+        return {}
+    ax, ay = x_lo + cx_frac * (x_hi - x_lo), y_lo + cy_frac * (y_hi - y_lo)
+    return dict(artery_x=ax, artery_y=ay, artery_r=r, artery_ecc=_u(rng, 0.8, 1.0), pulse_amp=amp,
+                vein_side="right" if dx > 0 else "left", vein_x=ax + dx, vein_y=ay + dy, vein_a0=a0, vein_b0=b0,
+                vein_angle_deg=math.degrees(ang), vein_widen=widen_v, vein_p_collapse=_u(rng, 0.25, 0.55))
+
+
 def widen(P: ClipParams, rng: np.random.Generator) -> ClipParams:
     """Domain randomisation for training: redraw appearance and shape parameters from far wider ranges
     than :func:`sample_params` uses, so a model trained on these frames cannot key on this renderer's
-    particular look (wall brightness, clot echogenicity, speckle, dynamic range) instead of the anatomy.
+    particular look (wall brightness, clot echogenicity, speckle, dynamic range, vessel layout, background
+    texture) instead of the anatomy.
 
-    Only parameters that leave the vessels' layout valid are redrawn (the artery may get smaller, the
-    vein flatter or rounder within its width), so the pair never overlaps. Clot echogenicity spans
-    anechoic (acute: as dark as the lumen) to isoechoic with tissue, and clots fill 25-100% of the lumen.
+    Half of the scenes keep the narrow layout (artery smaller, vein flatter or rounder within its width);
+    the other half redraw the pair (:func:`_wide_pair`: vein size 0.7-3x the artery, round to flat, beside,
+    above or below it, any depth). The vein gets its own blood echogenicity (anechoic to mid-grey, with its
+    own speckle contrast), a wall from invisible to bright, and in part of the scenes a slightly lobulated
+    outline. Clot echogenicity spans anechoic (acute: as dark as the lumen) to isoechoic with tissue, and
+    clots fill 25-100% of the lumen; a DVT vein still never collapses. The background varies from smooth
+    to strongly striated muscle and bright or faint fascia lines.
     """
     from dataclasses import replace
 
-    return replace(
-        P,
-        artery_r=P.artery_r * _u(rng, 0.7, 1.0),
-        vein_b0=P.vein_a0 * _u(rng, 0.4, 1.0),
-        vein_angle_deg=_u(rng, -20, 20),
-        artery_wall_gain=_u(rng, 2.0, 14.0), vein_wall_gain=_u(rng, 1.0, 6.0), wall_px=_u(rng, 1.2, 5.5),
+    pair = _wide_pair(P, rng) if rng.random() < 0.5 else {}
+    if not pair:
+        pair = dict(artery_r=P.artery_r * _u(rng, 0.7, 1.0), vein_b0=P.vein_a0 * _u(rng, 0.4, 1.0),
+                    vein_angle_deg=_u(rng, -20, 20), pulse_amp=_u(rng, 0.02, 0.1))
+    layers = {}
+    if "vein_x" in pair:  # tissue layers follow the new vessel depths
+        a_top, a_bot = pair["artery_y"] - pair["artery_r"], pair["artery_y"] + pair["artery_r"]
+        v_top, v_bot = pair["vein_y"] - pair["vein_b0"], pair["vein_y"] + pair["vein_b0"]
+        layers = _layers(rng, P.img_h, min(a_top, v_top), max(a_bot, v_bot))
+    u = rng.random()
+    vein_lumen = _u(rng, 0.0, 0.08) if u < 0.4 else (_u(rng, 0.08, 0.25) if u < 0.75 else _u(rng, 0.25, 0.6))
+    lobe = _u(rng, 0.02, 0.12) if rng.random() < 0.5 else 0.0
+    vein_wall = _u(rng, 0.0, 0.6) if rng.random() < 0.25 else _u(rng, 0.6, 7.0)
+    look = dict(
+        artery_wall_gain=_u(rng, 1.0, 14.0), vein_wall_gain=vein_wall, wall_px=_u(rng, 1.0, 5.5),
         lumen_level=_u(rng, 0.0, 0.25), clot_level=_u(rng, 0.03, 1.1), clot_fill=_u(rng, 0.25, 1.0),
         dynamic_range_db=_u(rng, 35, 75), gain=int(rng.integers(25, 80)), atten_np_per_cm=_u(rng, 0.0, 0.5),
         noise_level=_u(rng, 0.0, 0.15), speckle_sx=_u(rng, 1.0, 5.0), speckle_sy=_u(rng, 0.5, 2.5),
         psf_sx=_u(rng, 0.4, 3.0), psf_sy=_u(rng, 0.3, 1.5), enhancement=_u(rng, 0.0, 2.0),
-        edge_shadow=_u(rng, 0.0, 0.7), focus_frac=_u(rng, 0.15, 0.85), pulse_amp=_u(rng, 0.02, 0.1),
+        edge_shadow=_u(rng, 0.0, 0.7), focus_frac=_u(rng, 0.15, 0.85), near_field_gain=_u(rng, 0.0, 1.2),
+        depth_cm=round(_u(rng, 2.5, 7.0) * 2) / 2,
+        fat_level=_u(rng, 0.08, 0.5), sheath_level=_u(rng, 0.3, 1.2), muscle_level=_u(rng, 0.15, 0.7),
+        fascia_gain=_u(rng, 0.5, 6.0), muscle_angle_deg=_u(rng, -25, 25),
+        streak_gain=_u(rng, 0.2, 2.5), muscle_streak_gain=_u(rng, 0.3, 3.0),
+        vein_lumen_level=vein_lumen, vein_lumen_contrast=_u(rng, 0.3, 1.6),
+        vein_lobe_amp=lobe, vein_lobe_k=int(rng.integers(2, 6)), vein_lobe_phase=_u(rng, 0.0, 2 * math.pi),
     )
+    return replace(P, **{**pair, **layers, **look})

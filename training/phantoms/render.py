@@ -113,10 +113,13 @@ def reflectivity(P: ClipParams, rng: np.random.Generator, hc: int, wc: int, m: i
     muscle = (rows > mus[None, :]).astype(np.float32)
     R = P.sheath_level + (P.fat_level - P.sheath_level) * fat + (P.muscle_level - P.sheath_level) * muscle
     streaks = np.zeros((hc, wc), np.float32)
-    _draw_streaks(streaks, rng, int(wc * float(np.mean(f1)) / 900), top, f1, 0.0, 35.0, (8, 0.12 * wc), (0.3, 1.3))
-    _draw_streaks(streaks, rng, int(wc * float(np.mean(mus - f1)) / 1500), f1, mus, 0.0, 70.0, (5, 0.05 * wc), (0.2, 0.8))
+    sg, mg = P.streak_gain, P.muscle_streak_gain
+    _draw_streaks(streaks, rng, int(wc * float(np.mean(f1)) / 900), top, f1, 0.0, 35.0, (8, 0.12 * wc),
+                  (0.3 * sg, 1.3 * sg))
+    _draw_streaks(streaks, rng, int(wc * float(np.mean(mus - f1)) / 1500), f1, mus, 0.0, 70.0, (5, 0.05 * wc),
+                  (0.2 * sg, 0.8 * sg))
     _draw_streaks(streaks, rng, int(wc * float(np.mean(hc - mus)) / 250), mus, bottom, P.muscle_angle_deg, 5.0,
-                  (15, 0.3 * wc), (0.1, 1.1))
+                  (15, 0.3 * wc), (0.1 * mg, 1.1 * mg))
     depths = [f1, mus] if P.n_fascia >= 2 else [f1]
     if P.n_fascia >= 3:
         depths.append(_curve(rng, P.fascia0_y + m, wc, h))
@@ -220,6 +223,11 @@ def draw_vessel(echo: np.ndarray, tex: FrameTexture, mask: np.ndarray, v: Vessel
         return
     a2, b2 = np.float32(v.a * v.a), np.float32(v.b * v.b)
     f = u * u / a2 + vv * vv / b2 - 1.0
+    vein = v.label == 2
+    if vein and P.vein_lobe_amp > 0:  # slightly lobulated outline: radius 1 + amp * cos(k * polar angle)
+        theta = np.arctan2(vv / np.float32(v.b), u / np.float32(v.a))
+        lobe = 1.0 + np.float32(P.vein_lobe_amp) * np.cos(np.float32(P.vein_lobe_k) * theta + np.float32(P.vein_lobe_phase))
+        f = (f + 1.0) / (lobe * lobe) - 1.0
     gu, gv = 2 * u / a2, 2 * vv / b2
     gn = np.sqrt(gu * gu + gv * gv) + np.float32(1e-6)
     d = f / gn  # approximate signed distance to the wall (px), negative inside
@@ -228,6 +236,10 @@ def draw_vessel(echo: np.ndarray, tex: FrameTexture, mask: np.ndarray, v: Vessel
     e_roi += wall * rim * (0.5 + 0.5 * t_roi)
     inside = f < 0
     lumen = np.float32(P.lumen_level * TISSUE_REF) * t_roi
+    if vein and (P.vein_lumen_level >= 0 or P.vein_lumen_contrast != 1.0):  # the vein's own blood echo
+        level = P.vein_lumen_level if P.vein_lumen_level >= 0 else P.lumen_level
+        blood = np.maximum(np.float32(1.0) + np.float32(P.vein_lumen_contrast) * (t_roi - np.float32(1.0)), 0.0)
+        lumen = np.float32(level * TISSUE_REF) * blood
     if v.clot is not None:
         tau, ang, level = v.clot
         proj = (u / np.float32(v.a)) * np.float32(math.cos(ang)) + (vv / np.float32(v.b)) * np.float32(math.sin(ang))

@@ -123,12 +123,15 @@ def clip_label(scene: Scene, masks: np.ndarray) -> dict:
 
 
 def generate_clip(seed: int, *, dvt: bool | None = None, pressure: str | None = None, fps: float | None = None,
-                  duration_s: float | None = None, screen_size: tuple[int, int] | None = None) -> PhantomClip:
+                  duration_s: float | None = None, screen_size: tuple[int, int] | None = None,
+                  wide: bool = False) -> PhantomClip:
     """Generate one clip. dvt None -> random (50%); pressure in {"adequate", "low"} or None -> random
     (adequate 85 %, low 15 %); fps None -> random from {15, 20, 25, 30, 40, 50, 60}; duration_s None ->
     the manoeuvre's phases (about 2-6 s), else the final rest is stretched (or all phases scaled) to fit;
-    screen_size (W, H) px None -> random W in [560, 800], H in [420, 600]."""
-    scene = build_scene(seed, dvt=dvt, pressure=pressure, fps=fps, duration_s=duration_s, screen_size=screen_size)
+    screen_size (W, H) px None -> random W in [560, 800], H in [420, 600]; wide: domain-randomised scene
+    (:func:`build_scene`)."""
+    scene = build_scene(seed, dvt=dvt, pressure=pressure, fps=fps, duration_s=duration_s, screen_size=screen_size,
+                        wide=wide)
     P = scene.params
     n = max(int(round(P.duration_s * P.fps)), 1)
     rng = np.random.default_rng(P.noise_seed)
