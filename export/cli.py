@@ -102,7 +102,7 @@ def _register_engine(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace limit (MiB)")
 
     def run(a: argparse.Namespace) -> int:
-        from edge.backends.trt_cache import EngineCache
+        from edge.backends.tensorrt.cache import EngineCache
         from export.tensorrt.aot import build_engine, describe
 
         cache = EngineCache(a.cache) if a.cache else EngineCache()

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from edge.backends.base import Backend
-from edge.backends.cuda_mem import available_bindings
+from edge.backends.tensorrt.cuda_mem import available_bindings  # find_spec only, like the flavour probe
+from edge.backends.tensorrt.flavour import tensorrt_flavour
 from edge.errors import BackendError
 from edge.gpu import probe_gpu
 
@@ -33,14 +34,6 @@ def _ort_providers() -> list[str]:
     except ImportError:
         return []
     return list(ort.get_available_providers())
-
-
-def tensorrt_flavour() -> str | None:
-    """"tensorrt" or "tensorrt_rtx" when that Python package is importable (not imported here), else None."""
-    for mod in ("tensorrt", "tensorrt_rtx"):
-        if importlib.util.find_spec(mod) is not None:
-            return mod
-    return None
 
 
 def choose_backend(requested: str = "auto") -> Choice:
@@ -125,7 +118,7 @@ def _open_ort_cuda(model: Path, threads: int | None) -> Backend:
 
 def _open_tensorrt(model: Path, threads: int | None) -> Backend:
     try:
-        from edge.backends.tensorrt import open_tensorrt_backend
+        from edge.backends.tensorrt.runner import open_tensorrt_backend
     except ImportError as exc:
         raise BackendError(f"the TensorRT backend cannot be loaded: {exc}") from exc
     return open_tensorrt_backend(model)

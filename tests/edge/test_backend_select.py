@@ -110,7 +110,7 @@ def test_unknown_backend_and_no_runtime(machine):
 
 def test_open_backend_tensorrt_without_gpu_fails_before_touching_tensorrt(monkeypatch, tmp_path):
     """The opener probes the GPU first: no import of tensorrt, no engine build, a clear error."""
-    from edge.backends import tensorrt as trt_backend
+    from edge.backends.tensorrt import runner as trt_backend
 
     monkeypatch.setattr(trt_backend, "probe_gpu", lambda: NO_GPU)
     monkeypatch.setattr(trt_backend, "ensure_engine", lambda *a, **k: pytest.fail("must not build without a GPU"))

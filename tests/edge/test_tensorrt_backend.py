@@ -16,10 +16,10 @@ import types
 import numpy as np
 import pytest
 
-from edge.backends import cuda_mem
-from edge.backends import tensorrt as trt_backend
-from edge.backends.cuda_mem import CudaError, DeviceBuffer
-from edge.backends.trt_flavour import FLAVOURS
+from edge.backends.tensorrt import cuda_mem
+from edge.backends.tensorrt import runner as trt_backend
+from edge.backends.tensorrt.cuda_mem import CudaError, DeviceBuffer
+from edge.backends.tensorrt.flavour import FLAVOURS
 from edge.errors import BackendError, ModelError
 from edge.gpu import GpuInfo
 from edge.spec import ModelSpec, TensorSpec
@@ -386,7 +386,7 @@ def test_tensorrt_fp16_matches_onnxruntime_fp32_on_the_demo_clips(tmp_path):
     pytest.importorskip("onnxconverter_common")
     from edge.assets import DEMO_CLIPS, asset, asset_dir
     from edge.backends.onnxruntime import OnnxRuntimeBackend
-    from edge.backends.trt_cache import EngineCache
+    from edge.backends.tensorrt.cache import EngineCache
     from edge.spec import load_spec
     from export.fp16 import clip_parity, ensure_fp16
     from export.tensorrt.standin import export_standin
@@ -418,8 +418,8 @@ def test_trt_runtime_modules_stay_torch_free_and_lazy():
     CUDA library (those are imported only after the GPU probe, when a backend is opened)."""
     import subprocess
 
-    code = ("import sys, edge.backends.tensorrt, edge.backends.trt_engine, edge.backends.cuda_mem, "
-            "edge.backends.select, edge.commands.doctor\n"
+    code = ("import sys, edge.backends.tensorrt.runner, edge.backends.tensorrt.engine, "
+            "edge.backends.tensorrt.cuda_mem, edge.backends.select, edge.commands.doctor\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'export', 'training', 'benchmarks', 'onnx', 'tensorrt', 'tensorrt_rtx', 'pycuda')"
             " or m.startswith('cuda.bindings')]\n"

@@ -1,14 +1,14 @@
 """TensorRT backend: a cached engine behind the Backend contract, for the frame loop.
 
 :func:`open_tensorrt_backend` runs before the stream starts: it probes the GPU (BackendError without one),
-builds or finds the engine through the cache (:func:`edge.backends.trt_engine.ensure_engine`, with console
+builds or finds the engine through the cache (:func:`edge.backends.tensorrt.engine.ensure_engine`, with console
 progress), deserializes it, allocates every buffer once and warms up. A plan that fails to deserialize is
 dropped from the cache and rebuilt once. Nothing in :meth:`TensorRTBackend.infer` allocates.
 
 Per frame: copy feeds into pinned host buffers -> H2D -> ``execute_async_v3`` -> D2H -> stream sync. IO
 is by tensor name. For static shapes the whole H2D/execute/D2H sequence is captured once into a CUDA graph
 after warm-up and replayed per frame; if capture fails the reason is logged and plain execution is used.
-TensorRT-RTX does its own graph capture (see :mod:`edge.backends.trt_flavour`). Returned arrays are the
+TensorRT-RTX does its own graph capture (see :mod:`edge.backends.tensorrt.flavour`). Returned arrays are the
 backend's pinned output buffers: valid until the next ``infer`` (see :mod:`edge.backends.base`).
 """
 
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from edge.backends.base import check_feeds
-from edge.backends.cuda_mem import CudaApi, DeviceBuffer, load_cuda_api
-from edge.backends.trt_engine import ensure_engine, trt_logger
-from edge.backends.trt_flavour import Flavour, create_context, import_trt
-from edge.backends.trt_io import IoTensor, ShapeRange, check_input_shape, check_io, dtype_name
+from edge.backends.tensorrt.cuda_mem import CudaApi, DeviceBuffer, load_cuda_api
+from edge.backends.tensorrt.engine import ensure_engine, trt_logger
+from edge.backends.tensorrt.flavour import Flavour, create_context, import_trt
+from edge.backends.tensorrt.io import IoTensor, ShapeRange, check_input_shape, check_io, dtype_name
 from edge.errors import BackendError, ModelError
 from edge.gpu import probe_gpu
 from edge.spec import ModelSpec, TensorSpec
@@ -52,7 +52,7 @@ class TensorRTBackend:
     """One engine, one execution context, one stream, buffers allocated once.
 
     plan: serialized engine bytes (the caller keeps nothing). spec: the model spec it must match.
-    cuda: a :class:`~edge.backends.cuda_mem.CudaApi` (None: pycuda, else cuda-python).
+    cuda: a :class:`~edge.backends.tensorrt.cuda_mem.CudaApi` (None: pycuda, else cuda-python).
     cuda_graph: capture a CUDA graph after warm-up when every shape is static (standard TensorRT).
     """
 

@@ -6,8 +6,8 @@ torch-free runtime (they need only TensorRT's own ONNX parser, not the ``onnx`` 
 ``export/tensorrt/`` is a thin ahead-of-time/CLI layer on top that adds what needs ``onnx`` (the FP16
 conversion) and the reporting::
 
-    export/tensorrt/aot.py ──> edge/backends/trt_engine.py ──> trt_cache.py, trt_flavour.py, trt_io.py
-    edge/backends/tensorrt.py ─┘        (build + cache)         (disk)     (per-flavour)  (pure checks)
+    export/tensorrt/aot.py ───────┬──> edge/backends/tensorrt/engine.py ──> cache.py, flavour.py, io.py
+    edge/backends/tensorrt/runner.py ─┘     (build + cache)              (disk) (per-flavour) (checks)
 
 Precision comes from the graph (strongly typed network): an FP16 engine is built from ``<name>.fp16.onnx``
 (FP16 weights/compute, float32 IO), written by ``dvt-edge export fp16``. :func:`resolve_model` picks it.
@@ -27,8 +27,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from edge.backends.trt_cache import EngineCache, Entry, KeyParts, atomic_write
-from edge.backends.trt_flavour import (
+from edge.backends.tensorrt.cache import EngineCache, Entry, KeyParts, atomic_write
+from edge.backends.tensorrt.flavour import (
     Flavour,
     build_target,
     configure_builder,
@@ -37,7 +37,7 @@ from edge.backends.trt_flavour import (
     normalise_targets,
     serialize_timing_cache,
 )
-from edge.backends.trt_io import IoTensor, ShapeRange, check_io, dtype_name, profile_for
+from edge.backends.tensorrt.io import IoTensor, ShapeRange, check_io, dtype_name, profile_for
 from edge.errors import BackendError, ModelError
 from edge.gpu import probe_gpu
 from edge.spec import ModelSpec, load_spec, spec_path_for

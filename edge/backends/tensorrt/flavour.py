@@ -1,6 +1,6 @@
 """The two TensorRT flavours and every difference between them, in one place.
 
-The builder (:mod:`edge.backends.trt_engine`), the cache and the backend run one code path; what differs
+The builder (:mod:`edge.backends.tensorrt.engine`), the cache and the backend run one code path; what differs
 per flavour is decided here:
 
 =====================  ===========================================  ===========================================
@@ -26,6 +26,7 @@ engine there fails cleanly with a CUDA driver error, so GPU-less checks read IO 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -60,10 +61,16 @@ def get_flavour(name: str) -> Flavour:
     return FLAVOURS[key]
 
 
+def tensorrt_flavour() -> str | None:
+    """"tensorrt" or "tensorrt_rtx" when that Python package is importable (not imported here), else None."""
+    for mod in ("tensorrt", "tensorrt_rtx"):
+        if importlib.util.find_spec(mod) is not None:
+            return mod
+    return None
+
+
 def installed_flavour(name: str | None = None) -> Flavour:
     """The flavour asked for, or the installed one (tensorrt preferred); BackendError when absent."""
-    from edge.backends.select import tensorrt_flavour  # find_spec only: imports nothing heavy
-
     if name is not None:
         return get_flavour(name)
     found = tensorrt_flavour()
