@@ -48,7 +48,7 @@ import numpy as np
 from edge.errors import OutputError
 from edge.sinks.base import RunSummary, SinkBase
 from edge.sinks.stats import summarize
-from edge.us.types import FrameResult
+from edge.us.types import FrameResult, VerdictKind
 
 SCHEMA = "dvt-edge/us-report@1"
 DISCLAIMER = "Research software. Not for diagnostic use."
@@ -131,7 +131,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
     if summary is not None:
         verdict = summary.verdict.to_json()
     else:
-        verdict = {"verdict": "indeterminate", "reason": "The run ended before it finished; no verdict.",
+        verdict = {"verdict": VerdictKind.INDETERMINATE, "reason": "The run ended before it finished; no verdict.",
                    "compressibility": None, "baseline_vein_area_px": None, "min_vein_area_px": None,
                    "artery_flattening": None, "pressure_adequate": None, "final": False}
     t_media = _nullable(log.t_media, 4)
