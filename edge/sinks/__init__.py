@@ -8,7 +8,7 @@ Public API (see each module for the contract)::
     JsonReportSink, build_report, FrameLog              edge.sinks.report
     write_curve_png, render_curve                       edge.sinks.curve
     ProgressPrinter                                     edge.sinks.console
-    percentiles, summarize                              edge.sinks.stats
+    percentiles, summarize                              edge.stats (re-exported)
 """
 
 from edge.sinks.base import OutputError, ResultSink, RunSummary, SinkBase, SinkGroup
@@ -18,7 +18,7 @@ from edge.sinks.history import CurveHistory
 from edge.sinks.overlay import render_overlay
 from edge.sinks.recorder import Mp4Recorder
 from edge.sinks.report import FrameLog, JsonReportSink, build_report
-from edge.sinks.stats import percentiles, summarize
+from edge.stats import percentiles, summarize
 
 __all__ = [
     "OutputError", "ResultSink", "RunSummary", "SinkBase", "SinkGroup", "ProgressPrinter", "render_curve",

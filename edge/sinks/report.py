@@ -33,7 +33,6 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -45,13 +44,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.atomic import write_json
 from edge.errors import OutputError
+from edge.notice import NOTICE
 from edge.sinks.base import RunSummary, SinkBase
-from edge.sinks.stats import summarize
+from edge.stats import summarize
 from edge.us.types import FrameResult, VerdictKind
 
 SCHEMA = "dvt-edge/us-report@1"
-DISCLAIMER = "Research software. Not for diagnostic use."
 _OPTIONAL_DISTS = ("onnxruntime", "onnxruntime-gpu", "tensorrt", "dvt-edge")
 
 
@@ -140,7 +140,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "created_utc": created_utc or utc_now(),
-        "disclaimer": DISCLAIMER,
+        "disclaimer": NOTICE,
         "complete": summary is not None and not (summary.input or {}).get("ended_early", False),
         "warnings": list(summary.warnings) if summary else [],
         "input": dict(summary.input) if summary else {},
@@ -180,28 +180,6 @@ def processing_ms(report: dict[str, Any]) -> float:
     """Median processing time per frame of a report: the sum of its stages' p50 (``stage_ms``). For a clip
     read faster than it plays this is the speed; frame age (``latency_ms``) there counts the queue wait."""
     return sum(v["p50"] for v in report.get("stage_ms", {}).values() if isinstance(v, dict) and "p50" in v)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)  # Path, enums, anything else a config may hold
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + rename): a reader never sees half a report."""
-    from edge.atomic import write_text_atomic
-
-    path = Path(path)
-    try:
-        text = json.dumps(data, indent=1, default=_jsonable, allow_nan=False) + "\n"
-    except ValueError as exc:
-        raise OutputError(f"{path}: cannot write the report: {exc}") from exc
-    return write_text_atomic(path, text, "the report")
 
 
 class JsonReportSink(SinkBase):

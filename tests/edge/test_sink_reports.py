@@ -20,7 +20,7 @@ from edge.sinks import (JsonReportSink, OutputError, ProgressPrinter, RunSummary
                         percentiles, render_curve, write_curve_png)
 from edge.sinks.curve import CURVE, SIZE
 from edge.sinks.report import FrameLog
-from edge.sinks.stats import summarize
+from edge.stats import summarize
 from edge.sinks.testing import compression_sequence, make_result, make_verdict
 from edge.us.types import FrameResult
 

@@ -1,4 +1,10 @@
-"""Latency statistics shared by the JSON report and the benchmarks. Pure functions over sample lists."""
+"""Timing statistics of both modalities: the ultrasound JSON report, the CT scan report and the benchmarks.
+Pure functions over sample lists (numpy linear-interpolation percentiles).
+
+    percentiles(samples)      {"p50", "p90", "p99"}: None each when empty
+    summarize(samples)        the us report's block: {"p50", "p90", "p99", "mean", "max", "n"} (None when empty)
+    timing_summary(samples)   the CT report's block: {"n", "mean", "p50", "p90", "max"}, or {"n": 0} when empty
+"""
 
 from __future__ import annotations
 
@@ -32,3 +38,14 @@ def summarize(samples: Iterable[float], qs: Sequence[float] = (50, 90, 99), ndig
     out["max"] = round(float(data.max()), ndigits) if data.size else None
     out["n"] = int(data.size)
     return out
+
+
+def timing_summary(samples: Iterable[float], ndigits: int = 3) -> dict:
+    """The CT report's per-stage timing: ``n``, ``mean``, ``p50``, ``p90``, ``max`` (in that key order),
+    rounded to ``ndigits``; just ``{"n": 0}`` when there are no samples."""
+    data = np.asarray(list(samples), dtype=np.float64)
+    if data.size == 0:
+        return {"n": 0}
+    p = percentiles(data, (50, 90))
+    return {"n": int(data.size), "mean": round(float(data.mean()), ndigits), "p50": round(p["p50"], ndigits),
+            "p90": round(p["p90"], ndigits), "max": round(float(data.max()), ndigits)}
