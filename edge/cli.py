@@ -31,16 +31,9 @@ Registrar = Callable[[argparse._SubParsersAction], None]
 
 
 def _builtin_registrars() -> list[Registrar]:
-    from edge.commands import demo, doctor, ui, us
+    from edge.commands import ct, demo, doctor, ui, us
 
-    registrars: list[Registrar] = [demo.register, us.register, doctor.register, ui.register]
-    try:
-        from edge.ct import cli as ct_cli
-    except ImportError:  # the CT job is optional until its module lands
-        ct_cli = None
-    if ct_cli is not None:
-        registrars.append(ct_cli.register)
-    return registrars
+    return [demo.register, us.register, doctor.register, ui.register, ct.register]
 
 
 def _plugin_registrars() -> list[tuple[str, Registrar | Exception]]:

@@ -136,7 +136,7 @@ def export_repository(out: Path, models: list[Path], *, max_batch_size: int = 8,
 
 def default_models() -> list[Path]:
     from edge.assets import us_model
-    from edge.ct.pipeline import default_model_path as ct_default
+    from edge.ct.detector import default_model_path as ct_default
 
     return [Path(us_model()), Path(ct_default())]
 

@@ -69,13 +69,33 @@ def ui_server(tmp_path_factory, free_port):
     the deterministic ThresholdDetector instead of the model, so the expected findings are known."""
     pytest.importorskip("gradio")
     from edge.ct.testing import ThresholdDetector
+    from edge.jobs.ct import DetectorHandle, use_detector_factory
     from edge.ui.app import launch
     from edge.ui.service import UiService
 
-    fake = lambda: (ThresholdDetector(), {"name": "fake"}, {"name": "threshold", "file": "-"})  # noqa: E731
-    service = UiService(workdir=tmp_path_factory.mktemp("ui"), threads=1, ct_detector=fake)
-    port = free_port()
-    app = launch(service, host="127.0.0.1", port=port, block=False)
-    yield service, app, f"127.0.0.1:{port}"
-    app.close()
-    service.close()
+    fake = lambda options: DetectorHandle(ThresholdDetector(), {"name": "fake"}, {"name": "threshold", "file": "-"})  # noqa: E731
+    with use_detector_factory(fake):
+        service = UiService(workdir=tmp_path_factory.mktemp("ui"), threads=1)
+        port = free_port()
+        app = launch(service, host="127.0.0.1", port=port, block=False)
+        yield service, app, f"127.0.0.1:{port}"
+        app.close()
+        service.close()
+
+
+@pytest.fixture
+def threshold_detector():
+    """The CT detector replaced by the deterministic :class:`edge.ct.testing.ThresholdDetector` through the one
+    injection point, ``edge.jobs.ct.use_detector_factory``; yields the handles opened, in order."""
+    from edge.ct.testing import ThresholdDetector
+    from edge.jobs.ct import DetectorHandle, use_detector_factory
+
+    opened: list = []
+
+    def factory(options):
+        handle = DetectorHandle(ThresholdDetector(), {"name": "fake"}, {"name": "threshold-fake", "file": "-"})
+        opened.append(handle)
+        return handle
+
+    with use_detector_factory(factory):
+        yield opened

@@ -8,7 +8,7 @@ from pathlib import Path
 from edge.assets import DEMO_CLIPS, asset, us_model
 from edge.backends.select import BACKEND_NAMES
 from edge.commands.us import DISCLAIMER, print_verdict
-from edge.us.job import run_us_job
+from edge.jobs.us import run_us_job
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from edge.atomic import write_bytes_atomic
 from edge.errors import ConfigError, InputError, OutputError
 from edge.sinks.report import processing_ms
 from edge.spec import load_spec
-from edge.us.job import check_crop, run_us_job
+from edge.jobs.us import check_crop, run_us_job
 from edge.us.pipeline import UsConfig
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, find_image_region, to_grey

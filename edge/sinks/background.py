@@ -6,7 +6,7 @@ only hands the result over (a reference, no pixel copy: a :class:`FrameResult` o
 modifies it) and goes on; a worker thread draws and encodes.
 
 Two named policies for a full queue (``queue_frames`` results), mirroring the frame hand-over of
-:mod:`edge.stream.capture`:
+:mod:`edge.capture.thread`:
 
 * :data:`DROP_POLICY` ``"drop-new-when-full"`` (live and paced sources): the incoming frame is left out of
   the video and counted (``frames_dropped``); frames already queued are kept, so the video has a gap

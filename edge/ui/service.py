@@ -2,12 +2,12 @@
 (or frames) and returns paths, tables and text. Tested without Gradio; :mod:`edge.ui.app` only wires it up.
 
 - :meth:`UiService.analyze_clip`: an ultrasound clip (video or DICOM cine) -> the same job as
-  ``dvt-edge us run`` (:func:`edge.us.job.run_us_job`), with the overlay recorded as WebM (VP8), which
+  ``dvt-edge us run`` (:func:`edge.jobs.us.run_us_job`), with the overlay recorded as WebM (VP8), which
   browsers play (the MP4 the command line writes is MPEG-4 Part 2 in pip's OpenCV, which they do not).
 - :meth:`UiService.live_session`: frames pushed one at a time (a webcam, or a capture card that the browser
   sees as one) -> overlay frame + live verdict, through the same :class:`UltrasoundPipeline`.
 - :meth:`UiService.analyze_ct`: uploaded DICOM files (or a .zip of them, or a NIfTI volume) -> the same job
-  as ``dvt-edge ct scan`` (:mod:`edge.ct.job`): findings table, key images, report.json.
+  as ``dvt-edge ct scan`` (:mod:`edge.jobs.ct`): findings table, key images, report.json.
 
 Every user-caused failure is a :class:`DvtEdgeError` whose message names the input and says what to do; the
 app shows it as an error toast. Outputs go to per-request folders under ``workdir``.
@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.ct.job import NOTICE as DISCLAIMER
-from edge.ct.job import close_detector, open_detector
+from edge.jobs.ct import NOTICE as DISCLAIMER
+from edge.jobs.ct import DetectorOptions, open_detector
 from edge.errors import DvtEdgeError, InputError
 from edge.sinks.overlay import VERDICT_TEXT
 from edge.sinks.report import processing_ms
@@ -146,10 +146,10 @@ class UiService:
     """The jobs behind the UI. Models default to the packaged ones; ``backend`` as on the command line."""
 
     def __init__(self, *, us_model: Path | None = None, ct_model: Path | None = None, backend: str = "auto",
-                 threads: int | None = None, workdir: Path | None = None,
-                 ct_detector: Callable[[], tuple[object, dict, dict]] | None = None):
-        """ct_detector: returns (SliceDetector, backend info, model info); default: the model at ``ct_model``
-        (the packaged ctdet-k3 when None) on ``backend``. Tests pass a deterministic stand-in."""
+                 threads: int | None = None, workdir: Path | None = None):
+        """The CT detector is opened on first use through ``edge.jobs.ct.open_detector`` (the model at
+        ``ct_model``, the packaged ctdet-k3 when None, on ``backend``); tests install a stand-in there with
+        ``edge.jobs.ct.use_detector_factory``."""
         from edge.assets import us_model as packaged_us_model
 
         self.us_model = Path(us_model) if us_model else packaged_us_model()
@@ -158,8 +158,7 @@ class UiService:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dvt-edge-ui-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._live_backend = None
-        self._open_ct = ct_detector or (lambda: open_detector(self.ct_model, self.backend))
-        self._ct = None  # (detector, backend info, model info), opened on first use
+        self._ct = None  # edge.jobs.ct.DetectorHandle, opened on first use
         self._lock = threading.Lock()  # opening models; one CT scan at a time (the detector has per-series state)
         self.log: deque[str] = deque(maxlen=200)  # backend choices, codec notes: bounded on a long-running server
 
@@ -175,7 +174,7 @@ class UiService:
 
     def analyze_clip(self, clip: str | Path | None) -> UsAnalysis:
         """Run the compression check on a clip (a video file or a DICOM cine)."""
-        from edge.us.job import run_us_job
+        from edge.jobs.us import run_us_job
 
         if not clip:
             raise InputError("no clip: upload a video (.mp4, .avi, .mov, ...) or a DICOM cine, "
@@ -204,8 +203,7 @@ class UiService:
         """Detect DVT candidates in uploaded CT: the DICOM files of a series, a .zip of them, or one NIfTI.
 
         progress(slices done, total or None): called once per slice (total = files uploaded, an upper bound)."""
-        from edge.ct.job import finish_report, open_input
-        from edge.ct.pipeline import run_pipeline
+        from edge.jobs.ct import detect_series, open_input
 
         job = self._job_dir("ct")
         staged = job / "input"
@@ -215,16 +213,15 @@ class UiService:
             if progress is not None:
                 total = sum(1 for p in path.iterdir() if p.is_file()) if path.is_dir() else None
                 stream = _Counted(stream, lambda n: progress(n, total))
+            notes: list[str] = []
             with self._lock:
                 if self._ct is None:
-                    self._ct = self._open_ct()
-                detector, backend, model = self._ct
-                result = run_pipeline(stream, detector)
+                    self._ct = open_detector(DetectorOptions(self.ct_model, self.backend))
+                _, report = detect_series(stream, self._ct, kind, out=job / "out", log=notes.append,
+                                          warn=notes.append)
         except DvtEdgeError as exc:  # name the upload, not this server's staging folder
             shutil.rmtree(staged, ignore_errors=True)
             raise type(exc)(str(exc).replace(str(staged), "upload")) from None
-        notes: list[str] = []
-        report = finish_report(result, kind, backend, model, job / "out", None, log=notes.append, warn=notes.append)
         shutil.rmtree(staged, ignore_errors=True)  # the uploaded copy; the report keeps no identifiers
         rows = [[j, f"{f['slice_start']}-{f['slice_end']}", f["peak_slice"], round(f["score"], 2),
                  "[" + ", ".join(f"{v:.0f}" for v in f["box"]) + "]",
@@ -244,7 +241,7 @@ class UiService:
                 self._live_backend.close()
                 self._live_backend = None
             if self._ct is not None:
-                close_detector(self._ct[0])
+                self._ct.close()
                 self._ct = None
 
 
@@ -255,7 +252,7 @@ class _Counted:
         self._stream, self._tick = stream, tick
 
     def __getattr__(self, name: str):
-        return getattr(self._stream, name)  # direction, warnings, series_hash: read by run_pipeline at the end
+        return getattr(self._stream, name)  # direction, warnings, series_hash: read by run_slice_loop at the end
 
     def __iter__(self):
         for n, s in enumerate(self._stream, start=1):

@@ -12,8 +12,8 @@ import pytest
 from edge.errors import SourceError
 from edge.sources import open_source
 from edge.sources.base import Frame
-from edge.stream.capture import CaptureThread, choose_sink
-from edge.stream.slot import BoundedFrameQueue, NewestFrameSlot, SinkClosed
+from edge.capture.thread import CaptureThread, choose_slot
+from edge.capture.slot import BoundedFrameQueue, NewestFrameSlot, SlotClosed
 
 
 def frame(i: int) -> Frame:
@@ -64,7 +64,7 @@ def test_slot_close_drains_then_raises():
     slot.close()
     assert not slot.put(frame(1)), "put after close is refused"
     assert slot.get().index == 0, "a frame put before close is still delivered"
-    with pytest.raises(SinkClosed):
+    with pytest.raises(SlotClosed):
         slot.get(timeout=1)
 
 
@@ -72,7 +72,7 @@ def test_slot_close_wakes_a_waiting_consumer():
     slot = NewestFrameSlot()
     threading.Timer(0.05, slot.close).start()
     t0 = time.monotonic()
-    with pytest.raises(SinkClosed):
+    with pytest.raises(SlotClosed):
         slot.get()  # no timeout: only close() can end this (a hang here is the failure, not a slow wake-up)
     assert time.monotonic() - t0 >= 0.04  # it waited for close(), not returned at once
 
@@ -101,7 +101,7 @@ def test_queue_close_unblocks_producer_and_drains():
     t.join(1)
     assert result == [False]
     assert q.get().index == 0
-    with pytest.raises(SinkClosed):
+    with pytest.raises(SlotClosed):
         q.get()
 
 
@@ -109,7 +109,7 @@ def test_queue_close_unblocks_producer_and_drains():
 def test_slow_consumer_on_live_source_drops_oldest():
     src = FakeSource(n=60, fps=200, live=True)  # 0.3 s of frames
     cap = CaptureThread(src)
-    assert isinstance(cap.sink, NewestFrameSlot)
+    assert isinstance(cap.slot, NewestFrameSlot)
     delivered, newest_at_get = [], []
     for f in cap.frames():
         newest_at_get.append(src.produced)
@@ -130,13 +130,13 @@ def test_slow_consumer_on_live_source_drops_oldest():
 def test_bounded_queue_loses_nothing():
     src = FakeSource(n=200, fps=None, live=False)
     cap = CaptureThread(src)
-    assert isinstance(cap.sink, BoundedFrameQueue)
+    assert isinstance(cap.slot, BoundedFrameQueue)
     got = []
     for f in cap.frames():
         got.append(f.index)
         if f.index % 50 == 0:
             time.sleep(0.01)  # a slow moment: the producer must wait, not drop
-        assert len(cap.sink) <= cap.sink.maxsize
+        assert len(cap.slot) <= cap.slot.maxsize
     assert got == list(range(200))
     assert cap.capture_stats().as_dict() == {"frames_captured": 200, "frames_delivered": 200, "dropped": 0}
 
@@ -174,14 +174,14 @@ def test_stop_unblocks_producer_on_full_queue():
     time.sleep(0.05)  # producer fills the queue and blocks
     assert cap.running
     assert cap.stop(timeout=1)
-    assert cap.capture_stats().frames_captured <= cap.sink.maxsize + 1
+    assert cap.capture_stats().frames_captured <= cap.slot.maxsize + 1
 
 
 def test_sink_policy(tmp_path):
-    assert isinstance(choose_sink(FakeSource(live=True)), NewestFrameSlot)
-    assert isinstance(choose_sink(FakeSource(live=False)), BoundedFrameQueue)
-    assert isinstance(choose_sink(FakeSource(live=False, paced=True)), NewestFrameSlot)
-    assert isinstance(choose_sink(FakeSource(live=False), pace=True), NewestFrameSlot)
+    assert isinstance(choose_slot(FakeSource(live=True)), NewestFrameSlot)
+    assert isinstance(choose_slot(FakeSource(live=False)), BoundedFrameQueue)
+    assert isinstance(choose_slot(FakeSource(live=False, paced=True)), NewestFrameSlot)
+    assert isinstance(choose_slot(FakeSource(live=False), pace=True), NewestFrameSlot)
 
 
 def _write_clip(path, n, fps=25.0):
@@ -194,7 +194,7 @@ def _write_clip(path, n, fps=25.0):
 
 def test_video_file_through_capture_thread(tmp_path):
     with open_source(str(_write_clip(tmp_path / "clip.mp4", 12))) as src, CaptureThread(src) as cap:
-        assert isinstance(cap.sink, BoundedFrameQueue)
+        assert isinstance(cap.slot, BoundedFrameQueue)
         frames = list(cap.frames())
     assert [f.index for f in frames] == list(range(12))
     t = [f.t_media for f in frames]
@@ -204,7 +204,7 @@ def test_video_file_through_capture_thread(tmp_path):
 
 def test_paced_file_uses_newest_slot_and_keeps_up(tmp_path):
     with open_source(str(_write_clip(tmp_path / "paced.mp4", 6)), pace=True) as src, CaptureThread(src) as cap:
-        assert isinstance(cap.sink, NewestFrameSlot)
+        assert isinstance(cap.slot, NewestFrameSlot)
         frames = list(cap.frames())
     assert [f.index for f in frames] == list(range(6)), "a fast consumer of a paced file misses nothing"
     assert frames[-1].t_capture - frames[0].t_capture == pytest.approx(0.2, abs=0.12)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import edge.cli
-from edge.ct import cli as ct_cli
-from edge.ct.batch import find_studies
+from edge.commands import ct as ct_cli
+from edge.jobs.ct_batch import find_studies
 from edge.ct.testing import write_series
 
 CLOTS = [[2, 3, 4, 5, 10], [], [6, 7], [1, 2], [8, 9, 10, 11], [4]]
@@ -141,7 +141,7 @@ def test_batch_on_a_ray_cluster(studies, tmp_path, capsys, monkeypatch):
 
     root, model, expected = studies
     temp = tempfile.mkdtemp(prefix="dvtray-", dir="/tmp")  # a short path: Ray's unix sockets live under it
-    from edge.ct.batch import loopback_only
+    from edge.jobs.ct_batch import loopback_only
 
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.setattr("ray._private.ray_constants.ENABLE_RAY_CLUSTER", False)

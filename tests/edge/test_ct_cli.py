@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import edge.cli
-from edge.ct import cli as ct_cli
+from edge.commands import ct as ct_cli
 from edge.ct.testing import ThresholdDetector, write_series
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,9 +25,8 @@ def only_ct(monkeypatch):
 
 
 @pytest.fixture
-def fake_detector(monkeypatch):
-    monkeypatch.setattr(ct_cli, "_open_detector", lambda args: (ThresholdDetector(), {"name": "fake"},
-                                                                 {"name": "threshold-fake"}))
+def fake_detector(threshold_detector):
+    return threshold_detector
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from edge.ct import dicom_series
 from edge.ct.dicom_series import scan_series
-from edge.ct.pipeline import run_pipeline
+from edge.ct.loop import run_slice_loop
 from edge.ct.stream import iter_folder
 from edge.ct.testing import ThresholdDetector, write_series
 from edge.errors import ConfigError, InputError
@@ -43,7 +43,7 @@ def _j2k_series(folder: Path, n: int = 9, bad: int | None = None, **kw) -> list[
 
 
 def _findings(folder: Path, workers: int) -> tuple[list, list, int]:
-    res = run_pipeline(iter_folder(folder, decode_workers=workers), ThresholdDetector())
+    res = run_slice_loop(iter_folder(folder, decode_workers=workers), ThresholdDetector())
     return [f.to_json() for f in res.findings], res.warnings, res.slices
 
 
@@ -143,29 +143,22 @@ def test_decode_workers_out_of_range_is_a_config_error(tmp_path, bad):
         iter_folder(tmp_path, decode_workers=bad)
 
 
-def test_cli_decode_workers_gives_the_same_report(tmp_path, capsys):
+def test_cli_decode_workers_gives_the_same_report(tmp_path, capsys, threshold_detector):
     import json
 
     from edge.cli import main
-    from edge.ct import cli as ct_cli
 
     write_series(tmp_path / "s", 14, clot_slices=(4, 5, 6))
-    det = ThresholdDetector()
-    orig = ct_cli._open_detector
-    ct_cli._open_detector = lambda args: (det, {"name": "fake"}, {"name": "threshold"})
-    try:
-        reports = []
-        for w in ("0", "2"):
-            out = tmp_path / f"r{w}.json"
-            assert main(["ct", "scan", str(tmp_path / "s"), "--json", str(out), "--decode-workers", w]) == 0
-            rep = json.loads(out.read_text())
-            reports.append((rep["findings"], rep.get("warnings")))
-        assert reports[0] == reports[1] and reports[0][0]
-        with pytest.raises(SystemExit) as bad:  # argparse's usage error, before anything is read
-            main(["ct", "scan", str(tmp_path / "s"), "--decode-workers", "99"])
-        assert bad.value.code == 2
-    finally:
-        ct_cli._open_detector = orig
+    reports = []
+    for w in ("0", "2"):
+        out = tmp_path / f"r{w}.json"
+        assert main(["ct", "scan", str(tmp_path / "s"), "--json", str(out), "--decode-workers", w]) == 0
+        rep = json.loads(out.read_text())
+        reports.append((rep["findings"], rep.get("warnings")))
+    assert reports[0] == reports[1] and reports[0][0]
+    with pytest.raises(SystemExit) as bad:  # argparse's usage error, before anything is read
+        main(["ct", "scan", str(tmp_path / "s"), "--decode-workers", "99"])
+    assert bad.value.code == 2
     capsys.readouterr()
 
 

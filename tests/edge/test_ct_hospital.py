@@ -16,9 +16,9 @@ pytest.importorskip("pynetdicom")
 
 from edge.ct.dicom_series import dataset_hu  # noqa: E402
 from edge.ct.listen import ListenConfig, StoreListener, supported_transfer_syntaxes  # noqa: E402
-from edge.ct.pipeline import run_pipeline  # noqa: E402
+from edge.ct.loop import run_slice_loop  # noqa: E402
 from edge.ct.series_rules import SeriesRules, orientation_name  # noqa: E402
-from edge.ct.serve import serve  # noqa: E402
+from edge.jobs.ct_serve import serve  # noqa: E402
 from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
 from edge.ct.testing import ThresholdDetector, encode_lossless, send_files, write_series  # noqa: E402
 from edge.errors import ConfigError  # noqa: E402
@@ -109,7 +109,7 @@ def test_every_qualifying_axial_series_gets_its_own_report(mixed_study, tmp_path
     slices = sorted(r["slices"] for r in summary.reports.values())
     assert slices == [6, 9]
     for name, n in (("arterial", 6), ("venous", 9)):
-        scan = run_pipeline(iter_folder(mixed_study[name][0].parent), ThresholdDetector())
+        scan = run_slice_loop(iter_folder(mixed_study[name][0].parent), ThresholdDetector())
         report = next(r for r in summary.reports.values() if r["slices"] == n)
         assert report["findings"] == [f.to_json() for f in scan.findings]
     text = "\n".join(lines)
@@ -179,9 +179,9 @@ def test_jpeg_lossless_and_jpeg_ls_are_accepted_and_pixel_identical(tmp_path, na
         ref = pydicom.dcmread(p)
         assert np.array_equal(ds.pixel_array, ref.pixel_array)  # stored values, bit for bit
         assert np.array_equal(dataset_hu(ds, name_), dataset_hu(ref, p.name))
-    result = run_pipeline(stream_datasets(iter(received)), ThresholdDetector())
+    result = run_slice_loop(stream_datasets(iter(received)), ThresholdDetector())
     assert [f.to_json() for f in result.findings] == \
-        [f.to_json() for f in run_pipeline(iter_folder(plain[0].parent), ThresholdDetector()).findings]
+        [f.to_json() for f in run_slice_loop(iter_folder(plain[0].parent), ThresholdDetector()).findings]
 
 
 def test_results_are_dicom_in_the_same_study(mixed_study, tmp_path):

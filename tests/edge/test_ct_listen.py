@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("pynetdicom")
 
 from edge.ct.listen import ListenConfig, StoreListener  # noqa: E402
-from edge.ct.pipeline import run_pipeline  # noqa: E402
+from edge.ct.loop import run_slice_loop  # noqa: E402
 from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
 from edge.ct.testing import ThresholdDetector, write_series  # noqa: E402
 from edge.errors import ConfigError  # noqa: E402
@@ -58,7 +58,7 @@ def listen_and_run(send, detector, store_dir=None, idle_timeout_s=30.0, allow=("
         t = threading.Thread(target=sender)
         t.start()
         study = next(lst.studies(once=True, wait_s=30), None)
-        result = run_pipeline(stream_datasets(study), detector) if study is not None else None
+        result = run_slice_loop(stream_datasets(study), detector) if study is not None else None
         t.join(30)
     assert not errors, errors
     assert study is not None, "no study arrived"
@@ -99,20 +99,20 @@ def sample_with_uids(tmp_path_factory, ct_sample_dir) -> Path:
 def test_pynetdicom_head_to_feet_equals_scan_and_store_rescans(synthetic, tmp_path):
     files = sorted(synthetic.iterdir())[::-1]  # sent head-to-feet: the stream runs backwards
     result, study = listen_and_run(lambda port: send_pynetdicom(files, port), ThresholdDetector(), store_dir=tmp_path)
-    scan = run_pipeline(iter_folder(synthetic), ThresholdDetector())
+    scan = run_slice_loop(iter_folder(synthetic), ThresholdDetector())
     assert result.direction == -1 and study.end_reason == "released" and result.warnings == []
     assert [(f.slice_start, f.slice_end) for f in scan.findings] == [(3, 6), (11, 12)]
     same_findings(result, scan)
     stored = sorted((tmp_path / "study-001" / "dicom").iterdir())
     assert [p.name for p in stored] == [f"{i:05d}.dcm" for i in range(1, 17)]  # numbered, no UIDs
-    same_findings(run_pipeline(iter_folder(stored[0].parent), ThresholdDetector()), scan)
+    same_findings(run_slice_loop(iter_folder(stored[0].parent), ThresholdDetector()), scan)
 
 
 @pytest.mark.data
 def test_real_jpeg2000_sample_over_pynetdicom_equals_scan(sample_with_uids):
     files = sorted(sample_with_uids.iterdir())  # instance order = descending position in this sample
     result, _ = listen_and_run(lambda port: send_pynetdicom(files, port), ThresholdDetector(**BONE))
-    scan = run_pipeline(iter_folder(sample_with_uids), ThresholdDetector(**BONE))
+    scan = run_slice_loop(iter_folder(sample_with_uids), ThresholdDetector(**BONE))
     assert scan.slices == 20 and len(scan.findings) >= 1
     same_findings(result, scan)
 
@@ -145,7 +145,7 @@ def test_storescu_binary_equals_scan(sample_with_uids):
         assert proc.returncode == 0, proc.stderr
 
     result, study = listen_and_run(send, ThresholdDetector(**BONE))
-    scan = run_pipeline(iter_folder(sample_with_uids), ThresholdDetector(**BONE))
+    scan = run_slice_loop(iter_folder(sample_with_uids), ThresholdDetector(**BONE))
     assert study.received == 20
     same_findings(result, scan)
 
@@ -154,13 +154,14 @@ def test_storescu_binary_equals_scan(sample_with_uids):
 def test_real_model_listen_equals_scan(sample_with_uids):
     if not MODEL.is_file():
         pytest.skip(f"trained CT model not found at {MODEL}")
-    from edge.ct.pipeline import open_model_detector
+    from edge.jobs.ct import DetectorOptions, open_model_detector
 
-    detector, _, _ = open_model_detector(MODEL, "onnxruntime")
+    handle = open_model_detector(DetectorOptions(MODEL, "onnxruntime"))
+    detector = handle.detector
     try:
         files = sorted(sample_with_uids.iterdir())
         result, _ = listen_and_run(lambda port: send_pynetdicom(files, port), detector)
-        scan = run_pipeline(iter_folder(sample_with_uids), detector)
+        scan = run_slice_loop(iter_folder(sample_with_uids), detector)
     finally:
         detector.backend.close()
     same_findings(result, scan)
@@ -183,7 +184,7 @@ def test_study_ends_after_idle_timeout(synthetic):
         t = threading.Thread(target=lambda: holder.update(r=send_pynetdicom(files, lst.port, release=False)))
         t.start()
         study = next(lst.studies(once=True, wait_s=10))
-        result = run_pipeline(stream_datasets(study), ThresholdDetector())
+        result = run_slice_loop(stream_datasets(study), ThresholdDetector())
         t.join(10)
         statuses, assoc = holder["r"]
         assoc.release()

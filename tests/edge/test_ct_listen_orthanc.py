@@ -30,7 +30,7 @@ from edge.ct.dicom_out import read_sr_findings  # noqa: E402
 from edge.ct.dicom_series import dataset_hu  # noqa: E402
 from edge.ct.listen import ListenConfig, StoreListener  # noqa: E402
 from edge.ct.send import Destination, Sender  # noqa: E402
-from edge.ct.serve import serve  # noqa: E402
+from edge.jobs.ct_serve import serve  # noqa: E402
 from edge.ct.testing import ThresholdDetector, encode_lossless, write_series  # noqa: E402
 
 
@@ -124,10 +124,12 @@ def scan_json(folder: Path, tmp_path: Path, monkeypatch) -> dict:
     """``dvt-edge ct scan`` on the folder, with the same stand-in detector as the listener."""
     monkeypatch.setattr(edge.cli, "_builtin_registrars", lambda: [ct_cli.register])
     monkeypatch.setattr(edge.cli, "_plugin_registrars", lambda: [])
-    monkeypatch.setattr(ct_cli, "_open_detector", lambda args: (ThresholdDetector(), {"name": "fake"},
-                                                                 {"name": "threshold-fake"}))
+    from edge.jobs.ct import DetectorHandle, use_detector_factory
+
+    fake = lambda options: DetectorHandle(ThresholdDetector(), {"name": "fake"}, {"name": "threshold-fake"})  # noqa: E731
     out = tmp_path / f"scan-{folder.name}.json"
-    assert edge.cli.main(["ct", "scan", str(folder), "--json", str(out)]) == 0
+    with use_detector_factory(fake):
+        assert edge.cli.main(["ct", "scan", str(folder), "--json", str(out)]) == 0
     return json.loads(out.read_text())
 
 

@@ -21,8 +21,8 @@ import pytest
 pytest.importorskip("pynetdicom")
 
 from edge.ct.listen import ListenConfig, StoreListener  # noqa: E402
-from edge.ct.pipeline import run_pipeline  # noqa: E402
-from edge.ct.serve import serve  # noqa: E402
+from edge.ct.loop import run_slice_loop  # noqa: E402
+from edge.jobs.ct_serve import serve  # noqa: E402
 from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
 from edge.ct.testing import ThresholdDetector, send_files, write_series  # noqa: E402
 
@@ -93,10 +93,10 @@ def test_twenty_stray_connections_then_echo_and_store_promptly(tmp_path):
         t_store = time.monotonic() - t2
         assert statuses == [0] * 6
         job = next(lst.studies(once=True, wait_s=5))
-        result = run_pipeline(stream_datasets(job), ThresholdDetector())
+        result = run_slice_loop(stream_datasets(job), ThresholdDetector())
         assert result.slices == 6
         assert [f.to_json() for f in result.findings] == \
-            [f.to_json() for f in run_pipeline(iter_folder(series), ThresholdDetector()).findings]
+            [f.to_json() for f in run_slice_loop(iter_folder(series), ThresholdDetector()).findings]
         # the listener closes what was left open: idle sockets after the ACSE timeout, the idle
         # association after the network timeout
         deadline = time.monotonic() + cfg.network_timeout_s + 3
@@ -152,7 +152,7 @@ def test_two_simultaneous_senders_are_both_processed(tmp_path):
     assert sorted(summary.processed) == [1, 2]
     by_slices = {r["slices"]: r for r in summary.reports.values()}
     for files, n in ((a, 8), (b, 10)):
-        scan = run_pipeline(iter_folder(files[0].parent), ThresholdDetector())
+        scan = run_slice_loop(iter_folder(files[0].parent), ThresholdDetector())
         assert by_slices[n]["findings"] == [f.to_json() for f in scan.findings]
 
 

@@ -140,7 +140,7 @@ def test_model_detector_fuses_the_stage_and_can_switch_it_off():
     from pathlib import Path
 
     from edge.backends.onnxruntime import OnnxRuntimeBackend
-    from edge.ct.pipeline import ModelDetector
+    from edge.ct.detector import ModelDetector
     from edge.ct.plausibility import PlausibilityParams
     from edge.spec import load_spec
 
@@ -177,7 +177,7 @@ def test_model_detector_fuses_the_stage_and_can_switch_it_off():
 def test_ct_scan_has_the_switch():
     import argparse
 
-    from edge.ct import cli
+    from edge.commands import ct as cli
 
     ap = argparse.ArgumentParser()
     cli.register(ap.add_subparsers(dest="cmd"))

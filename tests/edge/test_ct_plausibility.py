@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.ct.pipeline import run_pipeline
+from edge.ct.loop import run_slice_loop
 from edge.ct.plausibility import PlausibilityParams, check, features, judge_candidate
 from edge.ct.types import CTSlice, Detection
 
@@ -80,6 +80,10 @@ class _RejectingDetector:
 
     def __init__(self):
         self.rejected = []
+        self.timing = {}
+
+    def reset(self):
+        self.rejected = []
 
     def detect(self, window, centre):
         if centre.index == 1:
@@ -89,6 +93,6 @@ class _RejectingDetector:
 
 def test_pipeline_reports_rejections_as_a_warning():
     sl = [CTSlice(np.zeros((8, 8), np.float32), i, 3.0 * i, PS) for i in range(3)]
-    res = run_pipeline(sl, _RejectingDetector())
+    res = run_slice_loop(sl, _RejectingDetector())
     assert res.findings == []
     assert any("plausibility" in w and "bone_ring: 1" in w for w in res.warnings)

@@ -11,16 +11,14 @@ import time
 import pytest
 
 import edge.cli
-from edge.ct import cli as ct_cli
+from edge.commands import ct as ct_cli
 from edge.ct.testing import ThresholdDetector, write_series
 
 
 @pytest.fixture(autouse=True)
-def only_ct(monkeypatch):
+def only_ct(monkeypatch, threshold_detector):
     monkeypatch.setattr(edge.cli, "_builtin_registrars", lambda: [ct_cli.register])
     monkeypatch.setattr(edge.cli, "_plugin_registrars", lambda: [])
-    monkeypatch.setattr(ct_cli, "_open_detector", lambda args: (ThresholdDetector(), {"name": "fake"},
-                                                                 {"name": "threshold-fake"}))
 
 
 def test_watch_processes_a_folder_filled_while_it_runs(tmp_path, capsys):

@@ -97,7 +97,7 @@ def test_int8_refuses_a_ct_model():
 @needs_ov
 @pytest.mark.parametrize("clip", sorted(DEMO_CLIPS))
 def test_verdicts_identical_on_the_demo_clips(clip, tmp_path):
-    from edge.us.job import run_us_job
+    from edge.jobs.us import run_us_job
 
     backends = ["onnxruntime", "openvino"]
     if importlib.util.find_spec("nncf") is not None:

@@ -182,7 +182,7 @@ def test_unknown_policy_is_refused(tmp_path):
 @pytest.mark.parametrize("pace,policy", [(False, WAIT_POLICY), (True, DROP_POLICY)])
 def test_job_reports_video_block(tmp_path, pace, policy):
     from edge.assets import DEMO_CLIPS, asset, us_model
-    from edge.us.job import run_us_job
+    from edge.jobs.us import run_us_job
 
     res = run_us_job(str(asset(DEMO_CLIPS["normal"])), us_model(), backend="onnxruntime", out_dir=tmp_path,
                      max_frames=12, progress=False, video_height=240, pace=pace, log=lambda s: None)

@@ -16,9 +16,8 @@ from edge.ui.service import UiService, stage_ct_upload
 
 
 @pytest.fixture
-def service(tmp_path):
-    fake = lambda: (ThresholdDetector(), {"name": "fake"}, {"name": "threshold", "file": "-"})  # noqa: E731
-    s = UiService(workdir=tmp_path / "ui", threads=1, ct_detector=fake)
+def service(tmp_path, threshold_detector):
+    s = UiService(workdir=tmp_path / "ui", threads=1)
     yield s
     s.close()
 

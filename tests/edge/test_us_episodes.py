@@ -65,7 +65,7 @@ class PressedScene:
         pass
 
 
-def run_session(dvt: bool, frames: int):
+def run_frame_loop(dvt: bool, frames: int):
     spec = load_spec(MODEL)
     pipe = UltrasoundPipeline(PressedScene(spec, dvt), spec)
     image = np.full((240, 320), 40, np.uint8)
@@ -81,7 +81,7 @@ def test_a_long_session_judges_every_compression_the_same(dvt, expected):
     # 4,000 frames (133 s at 30 fps) cross the point where the old 120 s window flipped the verdict (3,673);
     # DVT_EDGE_SESSION_FRAMES=20000 runs the 20,000-frame session (about 3 min per session here)
     frames = int(os.environ.get("DVT_EDGE_SESSION_FRAMES", "4000"))
-    pipe, rss_kb = run_session(dvt, frames)
+    pipe, rss_kb = run_frame_loop(dvt, frames)
     presses = int(frames / FPS // PERIOD)
     verdicts = [v.verdict for v in pipe.episodes]
     print(f"{'DVT' if dvt else 'normal'} session: {frames} frames, {len(verdicts)} episodes of {presses} presses, "

@@ -23,7 +23,7 @@ bedside code path), one study at a time. Reported per model, without and with th
 
 With ``--lumen on`` (or ``spec`` and a spec whose ``extra["lumen"]`` is enabled) every model is also scored with the
 vessel-lumen stage (``edge.ct.lumen``) fused in, as ``ct scan`` runs it: one pass of the runtime
-``edge.ct.pipeline.ModelDetector`` per study gives the learned detections and the raw lumen candidates; the row
+``edge.ct.detector.ModelDetector`` per study gives the learned detections and the raw lumen candidates; the row
 ``<model>+lumen`` is the union made by ``edge.ct.lumen.fuse`` with the spec's lumen parameters (the same function the
 runtime calls), the row ``<model>`` the learned detector alone from the same pass.
 
@@ -174,7 +174,7 @@ def evaluate(args) -> dict:
 
 def runtime_pass(m: dict, st, floor: float) -> list:
     """Per slice (learned detections >= floor, raw lumen candidates (box, score, heat)) from the runtime detector."""
-    from edge.ct.pipeline import ModelDetector
+    from edge.ct.detector import ModelDetector
     from training.ct.lumen_calibrate import run_study
 
     lp = m.get("lumen") or LumenParams()

@@ -7,7 +7,7 @@ Validation = first-renderer phantoms (``phantom.make_study(seed, wide=0.5, distr
 and aorta lesion studies with their clean copies (``real_lesions.make_pair("aorta", seed)``, seeds ``--real-seed``+).
 The second renderer and the pulmonary volume are test sets and are never read here.
 
-Every study runs through the runtime ``edge.ct.pipeline.ModelDetector`` (2.5D window, the model at its operating
+Every study runs through the runtime ``edge.ct.detector.ModelDetector`` (2.5D window, the model at its operating
 point) with the lumen stage collecting its raw candidates (box, lumen score, heatmap max). For each grid point
 (``heat_weight`` x ``score_threshold``) the candidates are fused with :func:`edge.ct.lumen.fuse`, the runtime
 plausibility rule is applied, and findings are linked and scored per lesion (``training.ct.plausibility.lesion_eval``).
@@ -29,7 +29,7 @@ import numpy as np
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.ct.lumen import LumenParams, fuse
-from edge.ct.pipeline import ModelDetector
+from edge.ct.detector import ModelDetector
 from edge.ct.plausibility import PlausibilityParams, check
 from edge.ct.ring import SliceRing
 from edge.ct.types import CTSlice

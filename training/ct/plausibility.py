@@ -15,7 +15,7 @@ keep passing (lesion-level sensitivity preserved) - never from real patient data
 
 ``ring_mm`` (3 mm) and ``bone_hu`` (500 HU) are fixed by anatomy/physics (see ``edge.ct.plausibility``).
 ``--record`` writes the parameters, the validation statistics and the command into the spec's
-``extra["plausibility"]`` (which ``edge.ct.pipeline.ModelDetector`` reads) and rewrites the card. With
+``extra["plausibility"]`` (which ``edge.ct.detector.ModelDetector`` reads) and rewrites the card. With
 ``--op-fppi F`` the operating point (``decode.score_threshold``) is then re-chosen as the most sensitive threshold
 with FPPI <= F on the same validation detections AFTER the rule, since the runtime applies the rule.
 

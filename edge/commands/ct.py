@@ -1,7 +1,7 @@
 """``dvt-edge ct scan`` and ``dvt-edge ct listen``: the CT job composed from its parts, in one place.
 
-scan:   PATH (a DICOM folder or a .nii/.nii.gz file) -> SliceStream -> run_pipeline -> report/key images.
-listen: C-STORE receiver -> per qualifying series: edge.ct.serve (pipeline -> report, key images, SR, send).
+scan:   PATH (a DICOM folder or a .nii/.nii.gz file) -> SliceStream -> run_slice_loop -> report/key images.
+listen: C-STORE receiver -> per qualifying series: edge.jobs.ct_serve (pipeline -> report, key images, SR, send).
 
 Findings are printed live, one line each, as soon as the linker closes them. Errors are DvtEdgeError
 subclasses (one line naming the input); the input is opened before the model, so a wrong path is reported
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from edge.argtypes import positive_int
-from edge.ct.job import NOTICE
+from edge.jobs.ct import NOTICE, DetectorOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,9 +85,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(listen)
     listen.set_defaults(func=cmd_listen)
 
-    from edge.ct.batch import register_batch  # ct batch: many studies, locally or on a Ray cluster
-
-    register_batch(sub, common)
+    # ct batch: many studies, locally or on a Ray cluster (edge.jobs.ct_batch)
+    p = sub.add_parser("batch", help="run many CT studies, one report each (locally or on a Ray cluster)",
+                       description="Run many CT studies (each DIR a study folder, a NIfTI file, or a folder of "
+                                   "studies): one report per study, failures reported per study, a summary in "
+                                   "OUT/batch.json. Research software: not for diagnostic use.")
+    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study folder, NIfTI file, or folder of studies")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="spread the studies over a Ray cluster: HOST:PORT of its head, 'auto' (RAY_ADDRESS or the "
+                        "cluster started on this machine with 'ray start'), or 'local' (a throwaway cluster here); "
+                        "needs the [ray] extra")
+    p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the --ray local cluster (default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="ONNX Runtime threads per study (default: all cores locally, 1 per Ray task)")
+    common(p)
+    p.set_defaults(func=cmd_batch)
 
 
 def _score(text: str) -> float:
@@ -126,12 +138,9 @@ def check_scan_outputs(out: Path | None, json_path: Path | None) -> None:
             raise OutputError(f"--json {json_path}: folder {json_path.parent} does not exist; create it or pick another path")
 
 
-def _open_detector(args: argparse.Namespace):
-    """(detector, backend info, model info). Tests replace this function to inject a fake detector."""
-    from edge.ct.job import open_detector
-
+def _detector_options(args: argparse.Namespace) -> DetectorOptions:
     lumen = {"on": True, "off": False}.get(getattr(args, "lumen", "spec"))
-    return open_detector(args.model, args.backend, args.score_threshold, lumen=lumen)
+    return DetectorOptions(args.model, args.backend, args.score_threshold, lumen)
 
 
 def _printer(prefix: str = ""):
@@ -146,36 +155,23 @@ def _printer(prefix: str = ""):
     return on_finding
 
 
-def _finish(result, kind: str, backend: dict, model: dict, out: Path | None, json_path: Path | None) -> dict:
-    from edge.ct.job import finish_report
-
-    return finish_report(result, kind, backend, model, out, json_path, log=lambda m: print(m, flush=True),
-                         warn=lambda m: print(m, file=sys.stderr))
+def _log(m: str) -> None:
+    print(m, flush=True)
 
 
-def _check_k(args, detector) -> int:
-    from edge.ct.ring import check_k
-
-    return check_k(args.k if args.k is not None else detector.k)
+def _warn(m: str) -> None:
+    print(m, file=sys.stderr)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from edge.ct.pipeline import run_pipeline
-
-    from edge.ct.job import close_detector, open_input
-
-    from edge.ct.job import clear_outputs
+    from edge.jobs.ct import clear_outputs, detect_series, open_detector, open_input
 
     check_scan_outputs(args.out, args.json)
-    stream, kind = open_input(args.path, args.series_uid, getattr(args, "decode_workers", None))
+    source, kind = open_input(args.path, args.series_uid, getattr(args, "decode_workers", None))
     clear_outputs(args.out, args.json)
-    detector, backend, model = _open_detector(args)
-    try:
-        k = _check_k(args, detector)
-        result = run_pipeline(stream, detector, k=k, on_finding=_printer())
-    finally:
-        close_detector(detector)
-    _finish(result, kind, backend, model, args.out, args.json)
+    with open_detector(_detector_options(args)) as handle:
+        detect_series(source, handle, kind, k=args.k, out=args.out, json_path=args.json, on_finding=_printer(),
+                      log=_log, warn=_warn)
     return 0
 
 
@@ -192,23 +188,18 @@ def _positive_seconds(text: str) -> float:
 def cmd_watch(args: argparse.Namespace) -> int:
     """``ct watch DIR``: the watched-folder source (``edge.ct.stream.watch_folder``) through the same
     detector, linking and report as ``ct scan``."""
-    from edge.ct.job import clear_outputs, close_detector
-    from edge.ct.pipeline import run_pipeline
     from edge.ct.stream import watch_folder
+    from edge.jobs.ct import clear_outputs, detect_series, open_detector
 
     check_scan_outputs(args.out, args.json)
-    stream = watch_folder(args.path, idle_timeout_s=args.idle_timeout, expected_count=args.expected,
+    source = watch_folder(args.path, idle_timeout_s=args.idle_timeout, expected_count=args.expected,
                           series_uid=args.series_uid)
     clear_outputs(args.out, args.json)
-    detector, backend, model = _open_detector(args)
-    print(f"watching {args.path} (ends {args.idle_timeout:g} s after the last new file"
-          + (f" or after {args.expected} files" if args.expected else "") + ")", flush=True)
-    try:
-        k = _check_k(args, detector)
-        result = run_pipeline(stream, detector, k=k, on_finding=_printer())
-    finally:
-        close_detector(detector)
-    _finish(result, "dicom", backend, model, args.out, args.json)
+    with open_detector(_detector_options(args)) as handle:
+        _log(f"watching {args.path} (ends {args.idle_timeout:g} s after the last new file"
+             + (f" or after {args.expected} files" if args.expected else "") + ")")
+        detect_series(source, handle, "dicom", k=args.k, out=args.out, json_path=args.json, on_finding=_printer(),
+                      log=_log, warn=_warn)
     return 0
 
 
@@ -216,12 +207,13 @@ def cmd_listen(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from edge.ct.job import close_detector
     from edge.ct.listen import ListenConfig, StoreListener
+    from edge.ct.ring import check_k
     from edge.ct.send import Destination, Sender
     from edge.ct.series_rules import SeriesRules
-    from edge.ct.serve import serve
     from edge.errors import ConfigError
+    from edge.jobs.ct import open_detector
+    from edge.jobs.ct_serve import serve
 
     dest = Destination.parse(args.send_to) if args.send_to else None
     if dest is not None and args.out is None:
@@ -233,8 +225,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
                        max_per_caller=args.max_per_caller, acse_timeout_s=args.acse_timeout,
                        network_timeout_s=args.network_timeout, dimse_timeout_s=args.dimse_timeout, rules=rules,
                        series_uid=args.series_uid).validate()
-    detector, backend, model = _open_detector(args)  # once, before any slice arrives
-    k = _check_k(args, detector)
+    handle = open_detector(_detector_options(args))  # once, before any slice arrives
+    try:
+        k = check_k(args.k if args.k is not None else handle.detector.k)
+    except BaseException:
+        handle.close()
+        raise
     listener = StoreListener(cfg, notice=lambda m: print(m, flush=True)).start()
     sender = Sender(dest, calling_ae=cfg.ae_title, notice=lambda m: print(m, flush=True)) if dest else None
     stopped_by: list[str] = []
@@ -255,8 +251,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
               f"{rules.source}" + (f"; results to {dest}" if dest else "") + f" - {NOTICE}", flush=True)
         for line in listener.not_offered:
             print(f"note: transfer syntax not offered, no decoder here: {line}", file=sys.stderr)
-        serve(listener, detector, k, out=args.out, sender=sender, backend=backend, model=model, once=args.once,
-              log=lambda m: print(m, flush=True), warn=lambda m: print(m, file=sys.stderr, flush=True))
+        serve(listener, handle.detector, k, out=args.out, sender=sender, backend=handle.backend, model=handle.model,
+              once=args.once, log=_log, warn=lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         listener.stop()
         for sig, handler in previous.items():
@@ -267,10 +263,33 @@ def cmd_listen(args: argparse.Namespace) -> int:
             for o in unsent:
                 print(f"{o.label}: not sent to {dest} ({o.message or 'stopped first'}); the files are in "
                       f"{o.files[0].parent}", file=sys.stderr)
-        close_detector(detector)
+        handle.close()
     if stopped_by:
         print(f"stopped by {stopped_by[0]}", flush=True)
     import gc
 
     gc.freeze()  # the interpreter's final collection over every imported module took 1-2 s on 2 busy cores
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import os
+
+    from edge.errors import ConfigError
+    from edge.jobs.ct_batch import BatchOptions, run_batch
+
+    if args.out is None:
+        raise ConfigError("ct batch needs --out DIR: one report folder per study and batch.json are written there")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: must be >= 1")
+    if args.series_uid:
+        raise ConfigError("--series-uid picks one series of one study; ct batch takes every study's CT series")
+    lumen = {"on": True, "off": False}.get(getattr(args, "lumen", "spec"))
+    threads = args.threads if args.threads is not None else (1 if args.ray else None)
+    triton_url = os.environ.get("DVT_EDGE_TRITON_URL") if args.backend == "triton" else None
+    opts = BatchOptions(model=str(args.model) if args.model else None, backend=args.backend,
+                        score_threshold=args.score_threshold, lumen=lumen, k=args.k, threads=threads,
+                        triton_url=triton_url)
+    summary = run_batch(args.dirs, args.out, opts, ray_address=args.ray, ray_cpus=args.ray_cpus,
+                        log=lambda m: print(m, flush=True), warn=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0 if summary["failed"] == 0 else 8

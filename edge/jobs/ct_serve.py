@@ -3,7 +3,7 @@
 Shared by ``dvt-edge ct listen`` and the integration tests, so both run exactly this. Nothing prints: lines
 go to ``log`` / ``warn``.
 
-Per job (one qualifying series, see :mod:`edge.ct.listen`): the slices stream through :func:`run_pipeline`
+Per job (one qualifying series, see :mod:`edge.ct.listen`): the slices stream through :func:`run_slice_loop`
 while they arrive; when the series ends, ``out/study-NNN/`` gets ``report.json`` and ``finding-NN.png`` (as
 ``ct scan --out``) and ``results/sr.dcm`` + ``results/key-NN.dcm`` (:mod:`edge.ct.dicom_out`, same study as
 the input), which are then queued for the archive when a :class:`edge.ct.send.Sender` is given. Sending runs
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edge.ct.job import NOTICE
+from edge.jobs.ct import NOTICE
 
 
 @dataclass
@@ -36,8 +36,8 @@ def serve(listener, detector, k: int, *, out: Path | None = None, sender=None, b
           model: dict | None = None, once: bool = False, wait_s: float | None = None,
           log: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> ServeSummary:
     from edge.ct.dicom_out import SopRecorder, write_results
-    from edge.ct.job import finish_report
-    from edge.ct.pipeline import run_pipeline
+    from edge.jobs.ct import finish_report
+    from edge.ct.loop import run_slice_loop
     from edge.ct.report import finding_line, write_json
     from edge.ct.stream import stream_datasets
 
@@ -53,7 +53,7 @@ def serve(listener, detector, k: int, *, out: Path | None = None, sender=None, b
 
         rec = SopRecorder(stream_datasets(job))
         try:
-            result = run_pipeline(rec, detector, k=k, on_finding=on_finding)
+            result = run_slice_loop(rec, detector, k=k, on_finding=on_finding)
         except Exception:
             job.close()
             raise

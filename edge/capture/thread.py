@@ -5,7 +5,7 @@
             ...                             # inference on frame.image
         stats = capture.capture_stats()     # frames_captured, frames_delivered, dropped
 
-Sink policy (:func:`choose_sink`):
+Sink policy (:func:`choose_slot`):
     live source (camera, stream)          -> NewestFrameSlot: drop-oldest, the consumer always sees the
                                              newest frame ("newest-frame-only"; latency never builds up)
     paced file / folder / cine (pace=True)-> NewestFrameSlot too: it emulates a live probe
@@ -28,7 +28,7 @@ from typing import Iterator
 
 from edge.errors import InputError, SourceError
 from edge.sources.base import Frame, FrameSource
-from edge.stream.slot import BoundedFrameQueue, FrameSink, NewestFrameSlot, SinkClosed
+from edge.capture.slot import BoundedFrameQueue, FrameSlot, NewestFrameSlot, SlotClosed
 
 #: Queue depth for lossless file playback: enough to hide decode jitter, small enough to bound memory.
 FILE_QUEUE_SIZE = 4
@@ -36,7 +36,7 @@ FILE_QUEUE_SIZE = 4
 
 @dataclass(frozen=True)
 class CaptureStats:
-    """Counters of one capture run. frames_captured = frames the source produced and the sink accepted;
+    """Counters of one capture run. frames_captured = frames the source produced and the slot accepted;
     frames_delivered = frames ``frames()`` yielded; dropped = frames the newest-frame slot replaced."""
 
     frames_captured: int
@@ -47,8 +47,8 @@ class CaptureStats:
         return asdict(self)
 
 
-def choose_sink(source: FrameSource, pace: bool | None = None) -> FrameSink:
-    """The sink the policy above gives ``source``; ``pace`` overrides the source's ``paced`` attribute."""
+def choose_slot(source: FrameSource, pace: bool | None = None) -> FrameSlot:
+    """The slot the policy above gives ``source``; ``pace`` overrides the source's ``paced`` attribute."""
     paced = bool(getattr(source, "paced", False)) if pace is None else bool(pace)
     if getattr(source, "live", False) or paced:
         return NewestFrameSlot()
@@ -60,18 +60,18 @@ def _one_line(text: str) -> str:
 
 
 class CaptureThread:
-    """A daemon thread that iterates ``source`` into ``sink`` (default: :func:`choose_sink`)."""
+    """A daemon thread that iterates ``source`` into ``slot`` (default: :func:`choose_slot`)."""
 
     def __init__(
         self,
         source: FrameSource,
-        sink: FrameSink | None = None,
+        slot: FrameSlot | None = None,
         *,
         pace: bool | None = None,
         poll_s: float = 0.25,
     ) -> None:
         self.source = source
-        self.sink: FrameSink = sink if sink is not None else choose_sink(source, pace)
+        self.slot: FrameSlot = slot if slot is not None else choose_slot(source, pace)
         self.poll_s = poll_s  # consumer wake-up period while waiting (keeps Ctrl-C responsive)
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -86,21 +86,21 @@ class CaptureThread:
         try:
             frames = iter(self.source)
             for frame in frames:
-                if self._stop.is_set() or not self.sink.put(frame):
+                if self._stop.is_set() or not self.slot.put(frame):
                     break
                 self._captured += 1
         except BaseException as exc:  # noqa: BLE001 - recorded and re-raised in the consumer
             self._error = exc
         finally:
             # Release what the source's iterator holds (e.g. an open file) on this thread, then wake the
-            # consumer: the frames already in the sink are still delivered, then SinkClosed ends frames().
+            # consumer: the frames already in the slot are still delivered, then SlotClosed ends frames().
             close = getattr(frames, "close", None)
             if close is not None:
                 try:
                     close()
                 except Exception:  # noqa: BLE001 - shutting down; the first error is what matters
                     pass
-            self.sink.close()
+            self.slot.close()
 
     # -- control
     def start(self) -> "CaptureThread":
@@ -110,11 +110,11 @@ class CaptureThread:
         return self
 
     def stop(self, timeout: float | None = 2.0) -> bool:
-        """Ask the thread to stop, close the sink (unblocks a producer waiting on a full queue) and wait up
+        """Ask the thread to stop, close the slot (unblocks a producer waiting on a full queue) and wait up
         to ``timeout`` s. Returns True if the thread has ended (it may still be in a blocking read of a
         camera or stream; it exits after that read). Idempotent."""
         self._stop.set()
-        self.sink.close()
+        self.slot.close()
         if self._thread.ident is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -137,8 +137,8 @@ class CaptureThread:
         try:
             while True:
                 try:
-                    frame = self.sink.get(timeout=self.poll_s)
-                except SinkClosed:
+                    frame = self.slot.get(timeout=self.poll_s)
+                except SlotClosed:
                     break
                 if frame is None:
                     continue  # timed out: loop again (lets KeyboardInterrupt through promptly)
@@ -164,7 +164,7 @@ class CaptureThread:
 
     def capture_stats(self) -> CaptureStats:
         return CaptureStats(
-            frames_captured=self._captured, frames_delivered=self._delivered, dropped=self.sink.dropped
+            frames_captured=self._captured, frames_delivered=self._delivered, dropped=self.slot.dropped
         )
 
     def __enter__(self) -> "CaptureThread":
@@ -174,4 +174,4 @@ class CaptureThread:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"CaptureThread({getattr(self.source, 'name', '?')!r}, sink={self.sink!r}, running={self.running})"
+        return f"CaptureThread({getattr(self.source, 'name', '?')!r}, slot={self.slot!r}, running={self.running})"

@@ -1,6 +1,6 @@
 """Hand-over points between the capture thread (one producer) and the inference loop (one consumer).
 
-Two sinks with the same interface (:class:`FrameSink`):
+Two slots with the same interface (:class:`FrameSlot`):
 
 * :class:`NewestFrameSlot` - one slot, drop-oldest. ``put`` never blocks: a frame not yet taken is
   replaced and counted in ``dropped``. The consumer always gets the newest frame, so latency stays one
@@ -11,16 +11,16 @@ Two sinks with the same interface (:class:`FrameSink`):
 Life cycle, identical for both:
 
     put(frame) -> True      frame accepted (the slot may have dropped an older one)
-    put(frame) -> False     the sink is closed: the frame is discarded and the producer should stop
+    put(frame) -> False     the slot is closed: the frame is discarded and the producer should stop
     get(timeout) -> Frame   the next frame (the newest, for the slot)
     get(timeout) -> None    no frame arrived within ``timeout`` seconds (``None`` = wait indefinitely)
-    get(...) raises SinkClosed   the sink is closed *and* drained: no frame will ever come
+    get(...) raises SlotClosed   the slot is closed *and* drained: no frame will ever come
 
 ``close()`` (from either side, idempotent) refuses further puts, wakes every waiter, and leaves frames
-already in the sink to be drained by ``get``. End of stream is therefore an exception, never a value,
+already in the slot to be drained by ``get``. End of stream is therefore an exception, never a value,
 so a timeout (``None``) cannot be confused with the end.
 
-Ownership: a frame put into a sink belongs to the consumer once ``get`` returns it; sinks never copy.
+Ownership: a frame put into a slot belongs to the consumer once ``get`` returns it; slots never copy.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from typing import Protocol, runtime_checkable
 from edge.sources.base import Frame
 
 
-class SinkClosed(Exception):
-    """Raised by ``get`` when the sink is closed and holds no more frames (the stream has ended)."""
+class SlotClosed(Exception):
+    """Raised by ``get`` when the slot is closed and holds no more frames (the stream has ended)."""
 
 
 @runtime_checkable
-class FrameSink(Protocol):
+class FrameSlot(Protocol):
     def put(self, frame: Frame) -> bool: ...
 
     def get(self, timeout: float | None = None) -> Frame | None: ...
@@ -82,12 +82,12 @@ class NewestFrameSlot:
             return True
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame, waiting up to ``timeout`` s; None on timeout; SinkClosed when closed and empty."""
+        """The newest frame, waiting up to ``timeout`` s; None on timeout; SlotClosed when closed and empty."""
         deadline = _deadline(timeout)
         with self._cond:
             while self._frame is None:
                 if self._closed:
-                    raise SinkClosed("frame slot closed")
+                    raise SlotClosed("frame slot closed")
                 remaining = _remaining(deadline)
                 if remaining is not None and remaining <= 0:
                     return None
@@ -142,12 +142,12 @@ class BoundedFrameQueue:
             return True
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        """The oldest frame, waiting up to ``timeout`` s; None on timeout; SinkClosed when closed and empty."""
+        """The oldest frame, waiting up to ``timeout`` s; None on timeout; SlotClosed when closed and empty."""
         deadline = _deadline(timeout)
         with self._not_empty:
             while not self._items:
                 if self._closed:
-                    raise SinkClosed("frame queue closed")
+                    raise SlotClosed("frame queue closed")
                 remaining = _remaining(deadline)
                 if remaining is not None and remaining <= 0:
                     return None

@@ -1,7 +1,7 @@
 """``dvt-edge ct batch DIR...``: many CT studies, one report each, on this machine or spread over a Ray cluster.
 
 Each DIR is a study (a DICOM folder, or a ``.nii``/``.nii.gz`` file) or a folder of studies (its sub-folders
-and NIfTI files, one study each). Every study runs the same job as ``ct scan`` (``edge.ct.job``); a study
+and NIfTI files, one study each). Every study runs the same job as ``ct scan`` (``edge.jobs.ct``); a study
 that fails (unreadable, not CT, a worker that died) is reported with its error and never stops the others.
 
 Outputs under ``--out OUT``: ``OUT/<study>/report.json`` and ``finding-NN.png`` (as ``ct scan --out`` writes
@@ -21,9 +21,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from edge.errors import ConfigError, DvtEdgeError, InputError
+
+if TYPE_CHECKING:
+    from edge.jobs.ct import DetectorHandle
 
 SCHEMA = "dvt-edge/ct-batch@1"
 
@@ -103,32 +106,21 @@ def find_studies(paths: list[Path]) -> tuple[list[tuple[str, Path]], list[StudyR
     return out, bad
 
 
-_DETECTORS: dict[BatchOptions, tuple] = {}  # per process: a Ray worker keeps its detector between studies
+_DETECTORS: dict[BatchOptions, "DetectorHandle"] = {}  # per process: a Ray worker keeps its detector between studies
 
 
-def _detector(opts: BatchOptions):
+def _detector(opts: BatchOptions) -> "DetectorHandle":
     got = _DETECTORS.get(opts)
     if got is None:
-        from edge.ct.job import open_detector
+        from edge.jobs.ct import DetectorOptions, open_detector
 
         if opts.triton_url:  # a Ray worker does not inherit the driver's environment
             from edge.backends.triton import URL_ENV
 
             os.environ[URL_ENV] = opts.triton_url
-
-        detector, backend, model = open_detector(opts.model, opts.backend, opts.score_threshold, lumen=opts.lumen)
-        if opts.threads and backend.get("choice") == "onnxruntime-cpu":
-            # one ONNX Runtime thread per task: N tasks on N cores must not run N x cores threads
-            from edge.backends.onnxruntime import OnnxRuntimeBackend
-
-            path = Path(opts.model) if opts.model else None
-            if path is None:
-                from edge.ct.pipeline import default_model_path
-
-                path = default_model_path()
-            detector.backend.close()
-            detector.backend = OnnxRuntimeBackend(path, ["CPUExecutionProvider"], opts.threads)
-        got = _DETECTORS[opts] = (detector, backend, model)
+        # opts.threads: one ONNX Runtime thread per task, so N tasks on N cores do not run N x cores threads
+        got = _DETECTORS[opts] = open_detector(DetectorOptions(
+            Path(opts.model) if opts.model else None, opts.backend, opts.score_threshold, opts.lumen, opts.threads))
     return got
 
 
@@ -136,20 +128,16 @@ def run_study(name: str, path: str | Path, opts: BatchOptions) -> StudyResult:
     """Run one study as ``ct scan --out`` would; never raises (a failure is a result with its error)."""
     import socket
 
-    from edge.ct.job import finish_report, open_input
-    from edge.ct.pipeline import run_pipeline
-    from edge.ct.ring import check_k
+    from edge.jobs.ct import detect_series, open_input
 
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        stream, kind = open_input(Path(path))
-        detector, backend, model = _detector(opts)
-        k = check_k(opts.k if opts.k is not None else detector.k)
-        result = run_pipeline(stream, detector, k=k)
+        source, kind = open_input(Path(path))
+        handle = _detector(opts)
         with tempfile.TemporaryDirectory(prefix="dvt-edge-batch-") as tmp:
-            report = finish_report(result, kind, backend, model, Path(tmp), None, log=lambda m: None,
-                                   warn=lambda m: None)
+            _, report = detect_series(source, handle, kind, k=opts.k, out=Path(tmp), log=lambda m: None,
+                                      warn=lambda m: None)
             files = {f.name: f.read_bytes() for f in sorted(Path(tmp).iterdir()) if f.is_file()}
         return StudyResult(name, str(path), True, round(time.perf_counter() - t0, 3), slices=report["slices"],
                            findings=report["findings"], complete=report.get("complete"), worker=worker, files=files)
@@ -168,9 +156,7 @@ def _run_local(studies, opts, on_result) -> None:
         for name, path in studies:
             on_result(run_study(name, path, opts))
     finally:
-        from edge.ct.job import close_detector
-
-        close_detector(_DETECTORS.pop(opts)[0])
+        _DETECTORS.pop(opts).close()
 
 
 def loopback_only(ray) -> None:
@@ -305,41 +291,3 @@ def _write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def register_batch(sub, common: Callable) -> None:
-    """Add ``ct batch`` to the ``ct`` sub-commands (``common`` adds --out/--backend/--model/...)."""
-    p = sub.add_parser("batch", help="run many CT studies, one report each (locally or on a Ray cluster)",
-                       description="Run many CT studies (each DIR a study folder, a NIfTI file, or a folder of "
-                                   "studies): one report per study, failures reported per study, a summary in "
-                                   "OUT/batch.json. Research software: not for diagnostic use.")
-    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study folder, NIfTI file, or folder of studies")
-    p.add_argument("--ray", default=None, metavar="ADDRESS",
-                   help="spread the studies over a Ray cluster: HOST:PORT of its head, 'auto' (RAY_ADDRESS or the "
-                        "cluster started on this machine with 'ray start'), or 'local' (a throwaway cluster here); "
-                        "needs the [ray] extra")
-    p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the --ray local cluster (default: all)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="ONNX Runtime threads per study (default: all cores locally, 1 per Ray task)")
-    common(p)
-    p.set_defaults(func=cmd_batch)
-
-
-def cmd_batch(args) -> int:
-    if args.out is None:
-        raise ConfigError("ct batch needs --out DIR: one report folder per study and batch.json are written there")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads {args.threads}: must be >= 1")
-    if args.series_uid:
-        raise ConfigError("--series-uid picks one series of one study; ct batch takes every study's CT series")
-    import sys
-
-    lumen = {"on": True, "off": False}.get(getattr(args, "lumen", "spec"))
-    threads = args.threads if args.threads is not None else (1 if args.ray else None)
-    triton_url = os.environ.get("DVT_EDGE_TRITON_URL") if args.backend == "triton" else None
-    opts = BatchOptions(model=str(args.model) if args.model else None, backend=args.backend,
-                        score_threshold=args.score_threshold, lumen=lumen, k=args.k, threads=threads,
-                        triton_url=triton_url)
-    summary = run_batch(args.dirs, args.out, opts, ray_address=args.ray, ray_cpus=args.ray_cpus,
-                        log=lambda m: print(m, flush=True), warn=lambda m: print(m, file=sys.stderr, flush=True))
-    return 0 if summary["failed"] == 0 else 8
