@@ -15,7 +15,8 @@ import numpy as np
 
 from edge.ct.decode import decode_detections, neighbour_indices, prepare_slice, stack_input, to_model_grid
 from edge.spec import ModelSpec
-from training.ct.phantom import Study, make_study
+from training.ct.phantom import make_study
+from training.ct.study import Study
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.ct.phantom import Study
+from training.ct.study import Study
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 GT_SCHEMA = "dvt-edge/ct-phantom-gt@1"

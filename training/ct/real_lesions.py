@@ -29,7 +29,7 @@ Per study (one integer seed, deterministic):
 
 The clean copy goes through exactly the same steps with the same draws (only the defect insertion is skipped), so
 the clean study is bit-identical to the re-sampled clean volume and differs from the lesion study only around the
-defects. Ground truth: one :class:`~training.ct.phantom.Lesion` per defect with a box on every slice where its
+defects. Ground truth: one :class:`~training.ct.study.Lesion` per defect with a box on every slice where its
 re-sliced occupancy reaches 0.5 (bounding box of those pixels, x1/y1 exclusive); overlapping defects are merged
 (``phantom.merge_overlapping``). ``Study.veins`` holds the two largest vessel cross-sections per slice (centre,
 radius; for crop sampling).
@@ -53,7 +53,8 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from training.ct.phantom import MAX_SLICES, Lesion, Study, merge_overlapping
+from training.ct.phantom import MAX_SLICES, merge_overlapping
+from training.ct.study import Lesion, Study
 
 SOURCE_MM = 1.5
 VOLUMES = {"aorta": ("aorta", "aorta.nii.gz"), "pulmonary": ("pulmonary", "pulmonary_artery.nii.gz")}

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.ct.phantom import Lesion, Study
+from training.ct.study import Lesion, Study
 from training.ct.second_renderer_draw import Canvas, Smooth, Texture, beam_hardening, blur, correlated_noise
 from training.ct.second_renderer_limbs import U, Limb, sample_tissues
 from training.ct.second_renderer_pelvis import Pelvis
