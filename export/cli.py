@@ -22,11 +22,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         return 0
 
     us.set_defaults(func=_us)
+    _register_ct(esub)
     _register_fp16(esub)
     _register_engine(esub)
     from export.triton import register_triton  # Triton model repository
 
     register_triton(esub)
+
+
+def _register_ct(esub: argparse._SubParsersAction) -> None:
+    p = esub.add_parser("ct-onnx", help="export a CT detector saved by 'python -m training.ct.train' to ONNX, spec "
+                                        "and card (train and export in one: python -m export.ct_model train ...)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="ctdet-k{k}.pt from python -m training.ct.train")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="its train_summary.json (default: ctdet-k{k}.train_summary.json beside the weights)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
+
+    def run(a: argparse.Namespace) -> int:
+        from export.ct_model import export_checkpoint
+
+        export_checkpoint(a.checkpoint, a.summary, a.out)
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def _register_fp16(esub: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "training.train_us", "training.evaluate_verdicts", "matplotlib", "export.us_model")
+HEAVY = ("torch", "training.train_us", "training.evaluate_verdicts", "matplotlib", "export.us_model", "export.ct_model")
 
 
 def modules_after(code: str) -> dict:

@@ -1,0 +1,145 @@
+"""The import graph of the project's own packages, read from the source (AST, nothing is imported).
+
+Every ``import`` counts, at module level or inside a function (a lazy import is still a dependency). Relative
+imports are resolved, and ``from pkg import name`` points at ``pkg.name`` when that is a module. Rules:
+
+* no import circles between modules;
+* package direction: ``edge`` (the bedside runtime) imports none of export/training/benchmarks, ``training``
+  imports no export/benchmarks, ``export`` imports no benchmarks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("edge", "export", "training", "benchmarks")
+FORBIDDEN = {  # package -> packages it must not import
+    "edge": {"export", "training", "benchmarks"},
+    "training": {"export", "benchmarks"},
+    "export": {"benchmarks"},
+    "benchmarks": set(),
+}
+
+
+def module_name(path: Path) -> str:
+    """edge/backends/select.py -> edge.backends.select; edge/backends/__init__.py -> edge.backends."""
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def all_modules() -> dict[str, Path]:
+    """Every module of the checked packages: dotted name -> file."""
+    return {module_name(p): p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))}
+
+
+def imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Dotted names imported anywhere in ``tree``: ``import a.b`` -> a.b; ``from a import b`` -> a and a.b."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = resolve_relative(node, module, is_package)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def resolve_relative(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute module of ``from ...x import y`` inside ``module``."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    anchor = package[: len(package) - (node.level - 1)]
+    return ".".join(anchor + ([node.module] if node.module else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (a name that is not a module counts as its package)."""
+    modules = all_modules()
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        targets = {nearest_module(n, modules) for n in imported_names(tree, name, path.name == "__init__.py")}
+        graph[name] = {t for t in targets if t and t != name}
+    return graph
+
+
+def nearest_module(name: str, modules: dict[str, Path]) -> str | None:
+    """``name`` if it is a project module, else its closest enclosing one (a.b.func -> a.b); None if outside."""
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in modules:
+            return candidate
+        parts.pop()
+    return None
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm, iterative)."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def package_of(module: str) -> str:
+    return module.split(".")[0]
+
+
+def test_the_graph_sees_lazy_relative_and_from_imports():
+    graph = import_graph()
+    assert "edge.backends.tensorrt.runner" in graph["edge.backends.select"]  # inside a function
+    assert "edge.backends.base" in graph["edge.backends"]  # package __init__
+    tree = ast.parse("from . import base\nfrom .tensorrt import flavour\nfrom .. import errors\n")
+    names = imported_names(tree, "edge.backends.select", is_package=False)
+    assert {"edge.backends.base", "edge.backends.tensorrt.flavour", "edge.errors"} <= names
+
+
+def test_cycles_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles():
+    found = cycles(import_graph())
+    assert not found, "import circles (strongly connected components):\n" + "\n".join(
+        "  " + " <-> ".join(c) for c in found)
+
+
+def test_packages_import_in_one_direction():
+    bad = sorted(f"{m} -> {t}" for m, targets in import_graph().items() for t in targets
+                 if package_of(t) in FORBIDDEN[package_of(m)])
+    assert not bad, "imports against the package direction:\n  " + "\n  ".join(bad)
