@@ -11,7 +11,9 @@ import math
 import re
 from pathlib import Path
 
-DISCLAIMER = "Research software: not for diagnostic use. Phantom/demo data only; no patient data."
+from edge.notice import NOTICE
+
+DISCLAIMER = f"{NOTICE} Phantom/demo data only; no patient data."
 
 
 # ------------------------------------------------------------------------------------------------ targets

@@ -65,7 +65,7 @@ def test_scan_writes_json_key_images_and_prints_live(series, tmp_path, capsys, f
     assert code == 0, err
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep == json.loads((tmp_path / "o" / "report.json").read_text())
-    assert rep["slices"] == 14 and rep["notice"].endswith("not for diagnostic use.")
+    assert rep["slices"] == 14 and rep["notice"] == "Research software. Not for diagnostic use."
     assert [(f["slice_start"], f["slice_end"]) for f in rep["findings"]] == [(2, 5), (10, 10)]
     assert all(len(f["box"]) == 4 and len(f["box_mm"]) == 4 and 0 < f["score"] <= 1 for f in rep["findings"])
     assert rep["timing"]["slices_per_s"] > 0 and "detect" in rep["timing"]["stages_ms"]

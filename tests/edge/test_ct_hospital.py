@@ -198,7 +198,7 @@ def test_results_are_dicom_in_the_same_study(mixed_study, tmp_path):
     assert sr.SeriesInstanceUID != src.SeriesInstanceUID and "NOT FOR DIAGNOSTIC USE" in sr.SeriesDescription
     assert sr.SOPClassUID.name == "Comprehensive 3D SR Storage" and sr.VerificationFlag == "UNVERIFIED"
     comments = [it.TextValue for it in sr.ContentSequence if it.ValueType == "TEXT"]
-    assert any("not for diagnostic use" in c for c in comments)
+    assert any("Research software. Not for diagnostic use." in c for c in comments)
     report = summary.reports[1]
     found = read_sr_findings(sr)
     sops = {pydicom.dcmread(p).SOPInstanceUID: i for i, p in enumerate(mixed_study["venous"])}
