@@ -197,9 +197,7 @@ def header_from_dataset(ds, path: Path | str) -> SliceHeader:
     if not sop and getattr(ds, "file_meta", None) is not None:  # anonymisers sometimes blank the dataset copy
         sop = str(ds.file_meta.get("MediaStorageSOPInstanceUID", "") or "")
     inst = ds.get("InstanceNumber")
-    ts = ""
-    if getattr(ds, "file_meta", None) is not None:
-        ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+    ts = str(transfer_syntax(ds) or "")
     return SliceHeader(
         path=Path(path), series_uid=str(ds.get("SeriesInstanceUID", "") or ""), sop_uid=sop,
         instance_number=int(inst) if inst not in (None, "") else None,

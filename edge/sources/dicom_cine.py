@@ -35,6 +35,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from edge.dicom_codecs import decodability, install_hint, transfer_syntax
 from edge.errors import InputError, SourceError
 from edge.sources.base import Frame, SourceBase
 from edge.sources.video import Pacer
@@ -140,8 +141,6 @@ def _tags(value) -> list[int]:
 
 def _check_decoder(ds, name: str) -> None:
     """Fail at open, not mid-stream, when the transfer syntax cannot be decoded here."""
-    from edge.dicom_codecs import decodability, install_hint, transfer_syntax
-
     tsyntax = transfer_syntax(ds)
     if tsyntax is None:
         return  # implicit little endian assumed by pydicom
@@ -238,7 +237,7 @@ class DicomCineSource(SourceBase):
         self.rows, self.columns = int(ds.Rows), int(ds.Columns)
         self.bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
         self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        tsyntax = transfer_syntax(ds)
         self.transfer_syntax = tsyntax.name if tsyntax is not None else "Implicit VR Little Endian"
         self.modality = str(ds.get("Modality", ""))  # e.g. "US"; not an identifier
         self._times, self.fps, self.timing = frame_times(ds, n, fps)
