@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edge.backends.base import Backend
+from edge.backends.base import Backend, Calibration
 from edge.backends.tensorrt.cuda_mem import available_bindings  # find_spec only, like the flavour probe
 from edge.backends.tensorrt.flavour import tensorrt_flavour
 from edge.errors import BackendError
@@ -136,10 +136,10 @@ def _open_openvino(model: Path, threads: int | None) -> Backend:
     return open_openvino_backend(model, threads, "fp32")
 
 
-def _open_openvino_int8(model: Path, threads: int | None) -> Backend:
+def _open_openvino_int8(model: Path, threads: int | None, calibration: Calibration | None = None) -> Backend:
     from edge.backends.openvino import open_openvino_backend
 
-    return open_openvino_backend(model, threads, "int8")
+    return open_openvino_backend(model, threads, "int8", calibration=calibration)
 
 
 OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
@@ -152,7 +152,14 @@ OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
 }
 
 
-def open_backend(model: str | Path, requested: str = "auto", threads: int | None = None) -> tuple[Backend, Choice]:
-    """Create the backend for ``model`` (an ``.onnx`` path; TensorRT builds or reuses a cached engine)."""
+def open_backend(model: str | Path, requested: str = "auto", threads: int | None = None,
+                 calibration: Calibration | None = None) -> tuple[Backend, Choice]:
+    """Create the backend for ``model`` (an ``.onnx`` path; TensorRT builds or reuses a cached engine).
+
+    calibration: model inputs to quantize on, for ``openvino-int8`` when its INT8 model is not cached yet (the
+    ultrasound commands pass :func:`edge.us.int8_frames.calibration_inputs`); ignored by the other backends.
+    """
     choice = choose_backend(requested)
+    if choice.name == "openvino-int8":
+        return _open_openvino_int8(Path(model), threads, calibration), choice
     return OPENERS[choice.name](Path(model), threads), choice

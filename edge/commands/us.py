@@ -17,6 +17,7 @@ from edge.errors import ConfigError, InputError, OutputError
 from edge.sinks.report import processing_ms
 from edge.spec import load_spec
 from edge.jobs.us import check_crop, run_us_job
+from edge.us.int8_frames import calibration_inputs
 from edge.us.pipeline import UsConfig
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, find_image_region, to_grey
@@ -190,7 +191,7 @@ def segment(args: argparse.Namespace) -> int:
         greys.append(grey)
     model = args.model or us_model()
     spec = load_spec(model)
-    backend, choice = open_backend(model, args.backend, threads=args.threads)
+    backend, choice = open_backend(model, args.backend, threads=args.threads, calibration=calibration_inputs)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -27,6 +27,7 @@ from edge.sources import open_source
 from edge.sources.base import FrameSource
 from edge.spec import load_spec
 from edge.capture.thread import CaptureThread
+from edge.us.int8_frames import calibration_inputs
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 from edge.us.types import FrameResult, Verdict
 
@@ -178,7 +179,7 @@ def run_us_job(
         raise ConfigError(f"--max-frames {max_frames}: must be >= 1")
     spec = load_spec(model)  # fail on a bad model before opening a camera
     with ExitStack() as stack:
-        be, choice = open_backend(model, backend, threads=threads)
+        be, choice = open_backend(model, backend, threads=threads, calibration=calibration_inputs)
         # closed on every way out (an error, Ctrl-C): device buffers and a CUDA stream under TensorRT
         stack.callback(be.close)
         outputs = _run(stack, be, choice, spec, source_spec, backend=backend, out_dir=out_dir, json_path=json_path,

@@ -188,10 +188,12 @@ class UiService:
         """A new live session; all sessions share one backend, opened on the first call."""
         from edge.backends.select import open_backend
         from edge.spec import load_spec
+        from edge.us.int8_frames import calibration_inputs
 
         with self._lock:
             if self._live_backend is None:
-                be, choice = open_backend(self.us_model, self.backend, threads=self.threads)
+                be, choice = open_backend(self.us_model, self.backend, threads=self.threads,
+                                          calibration=calibration_inputs)
                 self.log.append(f"live backend: {choice.name} ({choice.reason})")
                 self._live_backend = _LockedBackend(be)
         return LiveUs(self._live_backend, load_spec(self.us_model))

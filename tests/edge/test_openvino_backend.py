@@ -14,6 +14,7 @@ from edge.assets import DEMO_CLIPS, asset, us_model
 from edge.backends.select import choose_backend, open_backend
 from edge.errors import BackendError
 from edge.spec import load_spec
+from edge.us.int8_frames import calibration_inputs
 from edge.us.postprocess import labels_from_logits
 
 needs_ov = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
@@ -33,15 +34,13 @@ def _cache_env(int8_cache, monkeypatch):
 
 
 def frames_in():
-    from edge.backends.openvino import calibration_inputs
-
     return calibration_inputs(us_model(), every=8)  # the same preprocessing as the frame loop, 30 frames
 
 
 def labels_of(backend_name: str, xs) -> list[np.ndarray]:
     model = us_model()
     spec = load_spec(model)
-    be, _ = open_backend(model, backend_name, threads=2)
+    be, _ = open_backend(model, backend_name, threads=2, calibration=calibration_inputs)
     try:
         return [labels_from_logits(be.infer({spec.input.name: x})[spec.outputs[0].name]) for x in xs]
     finally:
@@ -80,6 +79,16 @@ def test_int8_masks_match_onnxruntime_and_are_cached(int8_cache):
     cached = list(int8_cache.glob("resunet-lite-*-int8.xml"))
     assert len(cached) == 1 and cached[0].with_suffix(".bin").is_file()
     assert not list(int8_cache.glob(".*part*"))  # written atomically
+
+
+@needs_ov
+def test_int8_without_a_cached_model_needs_calibration_frames_from_the_caller(tmp_path):
+    """The backend knows no imaging domain: the ultrasound callers pass edge.us.int8_frames.calibration_inputs."""
+    from edge.backends.openvino import open_openvino_backend
+
+    with pytest.raises(BackendError, match="no calibration frames"):
+        open_openvino_backend(us_model(), precision="int8", cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 @needs_ov
