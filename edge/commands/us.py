@@ -27,7 +27,7 @@ DISCLAIMER = "Research software. Not for diagnostic use."
 
 def _mm_per_px(text: str) -> str:
     """argparse type of --mm-per-px: checked by the parser (one line), parsed again by the job."""
-    from edge.us.calibration import parse_mm_per_px
+    from edge.sources.calibration import parse_mm_per_px
 
     try:
         parse_mm_per_px(text)
@@ -53,7 +53,7 @@ def print_verdict(report: dict, label: str = "") -> None:
     comp_s = "n/a" if comp is None else f"{comp:.0%}"
     lat = report["latency_ms"]
     print(f"{label}verdict: {report['verdict'].upper()}  (compressibility {comp_s}; {report['reason']})")
-    from edge.us.calibration import areas_line
+    from edge.sources.calibration import areas_line
 
     print(f"{label}{areas_line(report)}")
     cfg = report.get("config", {})
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and json_path is None:
         out = Path("dvt-edge-out")
-    from edge.us.calibration import parse_mm_per_px
+    from edge.sources.calibration import parse_mm_per_px
 
     dest, header, sr_path = _sr_setup(args, out, json_path)
     if sr_path is not None:

@@ -21,7 +21,7 @@ from edge.sinks.background import DROP_POLICY, WAIT_POLICY, BackgroundRecorder
 from edge.sinks.base import ResultSink, RunSummary, SinkGroup
 from edge.sinks.console import ProgressPrinter
 from edge.sinks.curve import write_curve_png
-from edge.sinks.recorder import Mp4Recorder
+from edge.sinks.recorder import VideoRecorder
 from edge.sinks.report import JsonReportSink
 from edge.sources import open_source
 from edge.sources.base import FrameSource
@@ -110,13 +110,13 @@ def check_crop(crop, size: tuple[int, int] | None, name: str) -> None:
                           f"(x + width must be <= {fw}, y + height <= {fh})")
 
 
-def input_facts(source, session: LoopResult, max_frames: int | None) -> dict:
+def input_facts(source, loop: LoopResult, max_frames: int | None) -> dict:
     """The report's ``input`` block (see :class:`edge.sinks.base.RunSummary`)."""
     facts_of = getattr(source, "input_facts", None)
     facts = dict(facts_of()) if facts_of else {
-        "frames_expected": getattr(source, "frame_count", None), "frames_read": session.captured + session.dropped,
+        "frames_expected": getattr(source, "frame_count", None), "frames_read": loop.captured + loop.dropped,
         "ended_early": False, "ended_early_reason": None}
-    facts["stopped_by"] = "max_frames" if max_frames is not None and session.frames >= max_frames else None
+    facts["stopped_by"] = "max_frames" if max_frames is not None and loop.frames >= max_frames else None
     return facts
 
 
@@ -136,7 +136,7 @@ class JobOutputs:
     video: Path | None
     curve: Path | None
     json: Path | None
-    session: LoopResult
+    loop: LoopResult
     backend: Choice
 
 
@@ -186,7 +186,7 @@ def run_us_job(
                        stem=stem, config=config, pace=pace, max_frames=max_frames, progress=progress, video=video,
                        video_format=video_format, video_height=video_height, video_queue=video_queue,
                        mm_per_px=mm_per_px, log=log)
-    recorder, report_sink, json_path, session = outputs
+    recorder, report_sink, json_path, loop = outputs
     if recorder is not None and recorder.codec_note:
         log(f"video: {recorder.codec_note}")  # e.g. H.264 unavailable in this OpenCV build -> mp4v
     report = report_sink.report if report_sink else None
@@ -195,7 +195,7 @@ def run_us_job(
         curve = write_curve_png(out_dir / f"{stem}_curve.png", report["t_s"], report["vein_area_px"],
                                 report["baseline_vein_area_px"], report["min_vein_area_px"],
                                 report["verdict"], report["compressibility"])
-    return JobOutputs(report, recorder.path if recorder else None, curve, json_path, session, choice)
+    return JobOutputs(report, recorder.path if recorder else None, curve, json_path, loop, choice)
 
 
 def _run(stack: ExitStack, be, choice: Choice, spec, source_spec: str, *, backend: str, out_dir, json_path, stem,
@@ -224,7 +224,7 @@ def _run(stack: ExitStack, be, choice: Choice, spec, source_spec: str, *, backen
         sinks.append(report_sink)
     recorder = video_sink = None
     if out_dir is not None and video:
-        recorder = Mp4Recorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0, height=video_height)
+        recorder = VideoRecorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0, height=video_height)
         # live/paced: the verdict never waits for the video (drop); files read losslessly: a complete video
         policy = DROP_POLICY if (pace or source.live) else WAIT_POLICY
         video_sink = BackgroundRecorder(recorder, queue_frames=video_queue, policy=policy)
@@ -233,15 +233,15 @@ def _run(stack: ExitStack, be, choice: Choice, spec, source_spec: str, *, backen
         sinks.append(ProgressPrinter(total=source.frame_count, live=source.live))
     group = stack.enter_context(SinkGroup(sinks))
     try:
-        session = run_frame_loop(source, pipeline, [group.write], pace=pace, max_frames=max_frames)
+        loop = run_frame_loop(source, pipeline, [group.write], pace=pace, max_frames=max_frames)
     except BaseException as exc:  # the report written on the way out says why the run stopped
         if report_sink is not None:
             report_sink.error = (str(exc) if isinstance(exc, DvtEdgeError)
                                  else (str(exc) or "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt)
                                  else f"{type(exc).__name__}: {exc}")
         raise
-    facts = input_facts(source, session, max_frames)
-    calibration = mm_per_px or getattr(source, "calibration", None)  # edge.us.calibration: reporting only
+    facts = input_facts(source, loop, max_frames)
+    calibration = mm_per_px or getattr(source, "calibration", None)  # edge.sources.calibration: reporting only
     if calibration is not None:
         facts["calibration"] = calibration.to_json()
     warnings = input_warnings(facts)
@@ -256,10 +256,10 @@ def _run(stack: ExitStack, be, choice: Choice, spec, source_spec: str, *, backen
                 f"of the video (encoder behind, queue of {video_sink.queue_frames} full; every frame was "
                 "still measured)")
     group.finish(RunSummary(
-        verdict=session.verdict, source=source.name, backend=be.name, model=spec.name,
-        dropped_frames=session.dropped, config={"us": config.to_json(), "backend_requested": backend,
+        verdict=loop.verdict, source=source.name, backend=be.name, model=spec.name,
+        dropped_frames=loop.dropped, config={"us": config.to_json(), "backend_requested": backend,
                                                 "backend_choice": choice.reason, "pace": pace,
                                                 "live": bool(source.live)},
         model_spec=spec.to_json(), input=facts, warnings=tuple(warnings), video=video_stats,
     ))
-    return recorder, report_sink, json_path, session
+    return recorder, report_sink, json_path, loop

@@ -25,7 +25,7 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
     samples                 {latency_ms: [...], stage_ms: {stage: [...]}}: the raw per-frame samples, aligned
                             with frame_indices (a stage a frame did not report is null)
     config                  the effective config;  versions: python, numpy, opencv, onnxruntime...
-    calibration             {mm_per_px: [x, y], source, region, note} or null (edge.us.calibration);
+    calibration             {mm_per_px: [x, y], source, region, note} or null (edge.sources.calibration);
     baseline_vein_area_mm2, min_vein_area_mm2, vein_area_mm2 (per frame)
                             -- the areas in mm² when the pixel size is known, else null (reporting only)
 """
@@ -165,7 +165,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
         "config": summary.config if summary else {},
         "versions": versions(),
     }
-    from edge.us.calibration import add_physical_units
+    from edge.sources.calibration import add_physical_units
 
     add_physical_units(report)  # calibration, *_mm2 beside the *_px areas (null when the pixel size is unknown)
     if summary is None and log.last_verdict is not None:

@@ -74,7 +74,7 @@ def us_summary(report: dict) -> str:
 
 
 def _areas(report: dict) -> str:
-    from edge.us.calibration import areas_line
+    from edge.sources.calibration import areas_line
 
     return areas_line(report)
 

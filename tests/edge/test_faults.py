@@ -165,9 +165,9 @@ def test_sigterm_leaves_an_incomplete_report_and_a_playable_video_or_none(tmp_pa
 
 
 def test_recorder_writes_under_a_temporary_name_until_closed(tmp_path):
-    from edge.sinks.recorder import Mp4Recorder
+    from edge.sinks.recorder import VideoRecorder
 
-    rec = Mp4Recorder(tmp_path / "v.mp4", 30.0)
+    rec = VideoRecorder(tmp_path / "v.mp4", 30.0)
     for _ in range(3):
         rec.write_image(np.zeros((32, 48, 3), np.uint8))
     assert not (tmp_path / "v.mp4").exists() and any(tmp_path.glob(".v.mp4.*.part.mp4"))

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from edge.errors import OutputError
-from edge.sinks import CurveHistory, Mp4Recorder
+from edge.sinks import CurveHistory, VideoRecorder
 from edge.sinks.background import DROP_POLICY, WAIT_POLICY, BackgroundRecorder
 from edge.sinks.overlay import render_overlay
 from edge.sinks.testing import compression_sequence, make_result
 
 
-class GatedWriter(Mp4Recorder):
+class GatedWriter(VideoRecorder):
     """A real recorder whose encoder blocks until the test opens the gate: the slowest possible writer."""
 
     def __init__(self, path, **kw):
@@ -72,7 +72,7 @@ def test_slow_writer_never_blocks_the_loop_and_drops_are_counted(tmp_path):
 
 def test_video_is_complete_when_the_queue_keeps_up(tmp_path):
     path = tmp_path / "v.mp4"
-    rec = Mp4Recorder(path, fps=30)
+    rec = VideoRecorder(path, fps=30)
     bg = BackgroundRecorder(rec, queue_frames=4)
     seq = compression_sequence(n=15)
     for r in seq:
@@ -107,7 +107,7 @@ def test_output_is_atomic_until_close(tmp_path):
 
 def test_worker_error_reaches_the_loop_naming_the_file(tmp_path):
     bad = tmp_path / "no_such_dir" / "x.mp4"
-    bg = BackgroundRecorder(Mp4Recorder(bad, fps=30))
+    bg = BackgroundRecorder(VideoRecorder(bad, fps=30))
     bg.write(make_result())
     bg.drain(30)
     with pytest.raises(OutputError, match="no_such_dir"):
@@ -119,7 +119,7 @@ def test_worker_error_reaches_the_loop_naming_the_file(tmp_path):
 
 def test_close_on_interrupt_leaves_a_playable_video_of_the_frames_so_far(tmp_path):
     path = tmp_path / "v.mp4"
-    bg = BackgroundRecorder(Mp4Recorder(path, fps=30), queue_frames=64)
+    bg = BackgroundRecorder(VideoRecorder(path, fps=30), queue_frames=64)
     for r in compression_sequence(n=10):
         bg.write(r)
     bg.close()  # what the job's ExitStack does on Ctrl-C: queued frames are encoded, the file renamed
@@ -134,7 +134,7 @@ def test_overlay_drawn_once_at_the_output_size(tmp_path):
     big_frame = cv2.resize(small.frame, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
     x, y, rw, rh = small.region
     big = replace(small, frame=big_frame, region=(2 * x, 2 * y, 2 * rw, 2 * rh))
-    rec = Mp4Recorder(tmp_path / "v.mp4", fps=30, height=h)
+    rec = VideoRecorder(tmp_path / "v.mp4", fps=30, height=h)
     prepared = rec.prepare(big)
     assert prepared.region == small.region
     img = rec.render(prepared, None)
@@ -176,7 +176,7 @@ def test_wait_policy_records_every_frame_of_a_file_behind_a_slow_writer(tmp_path
 
 def test_unknown_policy_is_refused(tmp_path):
     with pytest.raises(ValueError, match="drop-new-when-full, wait-when-full"):
-        BackgroundRecorder(Mp4Recorder(tmp_path / "v.mp4", fps=30), policy="drop-old")
+        BackgroundRecorder(VideoRecorder(tmp_path / "v.mp4", fps=30), policy="drop-old")
 
 
 @pytest.mark.parametrize("pace,policy", [(False, WAIT_POLICY), (True, DROP_POLICY)])

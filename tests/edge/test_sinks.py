@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sinks import CurveHistory, Mp4Recorder, OutputError, percentiles, render_overlay
+from edge.sinks import CurveHistory, VideoRecorder, OutputError, percentiles, render_overlay
 from edge.sinks.testing import ARTERY, GRID, REGION, SCREEN, VEIN, compression_sequence, make_result, make_verdict
 from edge.us.types import FrameResult
 
@@ -216,7 +216,7 @@ def test_render_overlay_speed_printed():
 def test_recorder_writes_readable_mp4(tmp_path):
     path = tmp_path / "overlay.mp4"
     seq = compression_sequence(n=15)
-    with Mp4Recorder(path, fps=30) as rec:
+    with VideoRecorder(path, fps=30) as rec:
         for r in seq:
             rec.write(r)
     assert rec.codec in ("avc1", "mp4v")
@@ -237,7 +237,7 @@ def test_recorder_writes_readable_mp4(tmp_path):
 
 def test_recorder_writes_webm_for_browsers(tmp_path):
     path = tmp_path / "overlay.webm"
-    with Mp4Recorder(path, fps=30) as rec:
+    with VideoRecorder(path, fps=30) as rec:
         for r in compression_sequence(n=8):
             rec.write(r)
     assert rec.codec == "VP80"
@@ -252,13 +252,13 @@ def test_recorder_writes_webm_for_browsers(tmp_path):
 
 def test_recorder_refuses_unknown_suffix(tmp_path):
     with pytest.raises(OutputError, match=r"x\.avi.*\.mp4 or \.webm"):
-        Mp4Recorder(tmp_path / "x.avi", fps=30)
+        VideoRecorder(tmp_path / "x.avi", fps=30)
 
 
 def test_recorder_pads_odd_sizes(tmp_path):
     r = make_result()
     odd = FrameResult(**{**r.__dict__, "frame": np.full((241, 321), 50, np.uint8), "region": (0, 0, 321, 241)})
-    with Mp4Recorder(tmp_path / "odd.mp4", fps=10) as rec:
+    with VideoRecorder(tmp_path / "odd.mp4", fps=10) as rec:
         for _ in range(3):
             rec.write(odd)
     assert rec.size == (322, 242)
@@ -269,7 +269,7 @@ def test_recorder_pads_odd_sizes(tmp_path):
 
 def test_recorder_error_names_the_path(tmp_path):
     bad = tmp_path / "no_such_dir" / "x.mp4"
-    rec = Mp4Recorder(bad, fps=30)
+    rec = VideoRecorder(bad, fps=30)
     with pytest.raises(OutputError, match="no_such_dir"):
         rec.write(make_result())
     rec.close()

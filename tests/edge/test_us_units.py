@@ -11,7 +11,7 @@ import pytest
 
 import edge.cli
 from edge.sources.testing import make_dicom
-from edge.us.calibration import Calibration, add_physical_units, from_dataset, parse_mm_per_px
+from edge.sources.calibration import Calibration, add_physical_units, from_dataset, parse_mm_per_px
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = REPO / "edge" / "assets" / "demo-dvt.mp4"

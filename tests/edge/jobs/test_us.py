@@ -67,7 +67,7 @@ def test_the_job_closes_its_backend_when_the_loop_fails(monkeypatch, tmp_path):
 
     spec = load_spec(us_model())
     spy = SpyBackend(spec, fail_at=3)
-    monkeypatch.setattr(job, "open_backend", lambda model, backend, threads=None: (spy, job.Choice("spy", "test")))
+    monkeypatch.setattr(job, "open_backend", lambda model, backend, threads=None, **kw: (spy, job.Choice("spy", "test")))
     with pytest.raises(RuntimeError, match="inference failed"):
         job.run_us_job(str(DEMO), us_model(), out_dir=tmp_path, progress=False, log=lambda m: None)
     assert spy.closed
@@ -77,10 +77,10 @@ def test_the_job_closes_its_backend_when_it_succeeds(monkeypatch, tmp_path):
     import edge.jobs.us as job
 
     spy = SpyBackend(load_spec(us_model()))
-    monkeypatch.setattr(job, "open_backend", lambda model, backend, threads=None: (spy, job.Choice("spy", "test")))
+    monkeypatch.setattr(job, "open_backend", lambda model, backend, threads=None, **kw: (spy, job.Choice("spy", "test")))
     out = job.run_us_job(str(DEMO), us_model(), out_dir=tmp_path, progress=False, video=False, max_frames=5,
                          log=lambda m: None)
-    assert spy.closed and out.session.frames == 5 and out.report["frames"] == 5
+    assert spy.closed and out.loop.frames == 5 and out.report["frames"] == 5
     assert Path(out.json).is_file()
 
 
