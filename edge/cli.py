@@ -26,6 +26,7 @@ from importlib.metadata import entry_points
 from typing import Callable, Sequence
 
 from edge.errors import DvtEdgeError, Terminated
+from edge.notice import NOTICE
 
 Registrar = Callable[[argparse._SubParsersAction], None]
 
@@ -95,8 +96,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     command = _command_of(argv)
     parser = argparse.ArgumentParser(
         prog="dvt-edge",
-        description="Real-time DVT inference: compression ultrasound and CT venography. "
-        "Research software: not for diagnostic use.",
+        description="Real-time DVT inference: compression ultrasound and CT venography. " + NOTICE,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -35,15 +35,15 @@ def all_modules() -> dict[str, Path]:
 
 
 def imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Dotted names imported anywhere in ``tree``: ``import a.b`` -> a.b; ``from a import b`` -> a and a.b."""
+    """Dotted names imported anywhere in ``tree``: ``import a.b`` -> a.b; ``from a import b`` -> a.b (which
+    :func:`nearest_module` maps back to ``a`` when ``b`` is not a module)."""
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = resolve_relative(node, module, is_package)
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+            names.update(base if alias.name == "*" else f"{base}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -78,40 +78,25 @@ def nearest_module(name: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` reaches through one or more imports."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan's algorithm, iterative)."""
-    index, low, on_stack, stack, found = {}, {}, set(), [], []
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    if len(component) > 1:
-                        found.append(sorted(component))
-            elif child not in index:
-                index[child] = low[child] = len(index)
-                stack.append(child)
-                on_stack.add(child)
-                work.append((child, iter(sorted(graph[child]))))
-            elif child in on_stack:
-                low[node] = min(low[node], index[child])
+    """Import circles: the strongly connected components of more than one module (modules that reach each other)."""
+    reach = {m: reachable(graph, m) for m in graph}
+    found: list[list[str]] = []
+    for m in sorted(graph):
+        component = sorted(n for n in reach[m] if m in reach.get(n, ()))
+        if len(component) > 1 and component not in found:
+            found.append(component)
     return found
 
 

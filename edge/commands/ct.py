@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from edge.argtypes import positive_int
-from edge.jobs.ct import NOTICE, DetectorOptions
+from edge.jobs.ct import DetectorOptions
+from edge.notice import NOTICE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="run many CT studies, one report each (locally or on a Ray cluster)",
                        description="Run many CT studies (each DIR a study folder, a NIfTI file, or a folder of "
                                    "studies): one report per study, failures reported per study, a summary in "
-                                   "OUT/batch.json. Research software: not for diagnostic use.")
+                                   "OUT/batch.json. " + NOTICE)
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="study folder, NIfTI file, or folder of studies")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="spread the studies over a Ray cluster: HOST:PORT of its head, 'auto' (RAY_ADDRESS or the "

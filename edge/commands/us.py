@@ -22,7 +22,7 @@ from edge.us.pipeline import UsConfig
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, find_image_region, to_grey
 
-DISCLAIMER = "Research software. Not for diagnostic use."
+from edge.notice import NOTICE
 
 
 def _mm_per_px(text: str) -> str:
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     sr_code = 0
     if sr_path is not None and res.report is not None:
         sr_code = _write_and_send_sr(res.report, header, sr_path, dest, args.ae_title)
-    print(DISCLAIMER)
+    print(NOTICE)
     if res.report is not None and not res.report.get("complete", True):
         # the outputs are written, but a truncated input must not pass as a finished run in a script
         print("dvt-edge: error: the input ended early (see the warning above); the report says complete: false",
@@ -211,7 +211,7 @@ def segment(args: argparse.Namespace) -> int:
         write_bytes_atomic(dest, buf.tobytes(), "the label image")
         counts = np.bincount(full.ravel(), minlength=3)
         print(f"{path} -> {dest}  (artery {counts[1]} px, vein {counts[2]} px)")
-    print(f"backend: {choice.name}. {DISCLAIMER}")
+    print(f"backend: {choice.name}. {NOTICE}")
     return 0
 
 

@@ -25,6 +25,7 @@ from edge.ct.ring import SliceRing
 from edge.ct.detector import SliceDetector
 from edge.ct.types import CTSlice, Finding
 from edge.errors import ConfigError
+from edge.stats import timing_summary
 
 
 @runtime_checkable
@@ -64,14 +65,6 @@ class ScanResult:
     key_images: list[np.ndarray] = field(default_factory=list)  # per finding: windowed uint8 peak slice
     pixel_spacing_mm: tuple[float, float] | None = None
     series_hash: str = ""
-
-
-def _stats(ms: list[float]) -> dict:
-    if not ms:
-        return {"n": 0}
-    a = np.asarray(ms)
-    return {"n": len(ms), "mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
-            "p90": round(float(np.percentile(a, 90)), 3), "max": round(float(a.max()), 3)}
 
 
 def _key_image(hu: np.ndarray) -> np.ndarray:
@@ -160,9 +153,9 @@ def run_slice_loop(stream: Iterable[CTSlice], detector: SliceDetector, *, k: int
         findings = [reverse_finding(f, n) for f in findings]
         suppressed = [Suppressed(reverse_finding(x.finding, n), x.reason, x.extent_mm) for x in suppressed]
     order = sorted(range(len(findings)), key=lambda j: (findings[j].slice_start, findings[j].peak_slice, findings[j].box))
-    stages = {name: _stats(v) for name, v in times.items()}
+    stages = {name: timing_summary(v) for name, v in times.items()}
     for name, v in detector.timing.items():
-        stages[f"detect.{name}"] = _stats(v)
+        stages[f"detect.{name}"] = timing_summary(v)
     timing = {"total_s": round(total, 3), "slices_per_s": round(n / total, 2) if total > 0 else None,
               "stages_ms": stages}
     return ScanResult(

@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.atomic import write_json as _write_json
 from edge.ct.loop import ScanResult
 from edge.ct.types import Finding
 from edge.notice import NOTICE
@@ -70,12 +69,6 @@ def build_report(result: ScanResult, *, input_kind: str, backend: dict | None, m
         "timing": result.timing,
         "key_images": key_images or [],
     }
-
-
-def write_json(report: dict, path: str | Path) -> Path:
-    """OLD argument order, kept only while edge/jobs/ct.py and edge/jobs/ct_serve.py call it: use
-    ``edge.atomic.write_json(path, report, indent=2, parents=True)``, then delete this."""
-    return _write_json(path, report, indent=2, parents=True)
 
 
 def render_key_image(img: np.ndarray, f: Finding, number: int) -> np.ndarray:

@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 
 from edge.ct.detector import ModelDetector, SliceDetector, default_model_path
 from edge.errors import InputError, ModelError
+from edge.notice import NOTICE
 
-NOTICE = "Research software: not for diagnostic use."
 
 
 def open_input(path: Path, series_uid: str | None = None, decode_workers: int | None = None):
@@ -157,15 +157,16 @@ def finish_report(result, kind: str, backend: dict | None, model: dict | None, o
                   warn: Callable[[str], None] = print) -> dict:
     """Build the report of ``result``; write key images and ``report.json`` to ``out`` and the report to
     ``json_path`` when given; log the warnings (redacted) and a one-line summary. Returns the report."""
-    from edge.ct.report import build_report, redact, write_json, write_key_images
+    from edge.atomic import write_json
+    from edge.ct.report import build_report, redact, write_key_images
 
     clear_outputs(out, None)
     images = write_key_images(result, out) if out is not None and result.findings else []
     report = build_report(result, input_kind=kind, backend=backend, model=model, key_images=images)
     if out is not None:
-        write_json(report, Path(out) / "report.json")
+        write_json(Path(out) / "report.json", report, indent=2, parents=True)
     if json_path is not None:
-        write_json(report, json_path)
+        write_json(json_path, report, indent=2, parents=True)
     for w in result.warnings:
         warn(f"warning: {redact(w)}")
     if not report.get("complete", True):

@@ -223,7 +223,8 @@ def run_batch(paths: list[Path], out: Path, opts: BatchOptions, *, ray_address: 
               warn: Callable[[str], None] = print) -> dict:
     """Run every study under ``paths``; write each one's outputs to ``out/<name>/`` and ``out/batch.json``.
     Returns the batch summary (also written). Raises only for a configuration error (no study, bad --out)."""
-    from edge.atomic import write_text_atomic
+    from edge.atomic import write_json
+    from edge.notice import NOTICE
 
     import json
 
@@ -271,7 +272,7 @@ def run_batch(paths: list[Path], out: Path, opts: BatchOptions, *, ray_address: 
     failed = [r for r in results if not r.ok]
     summary = {
         "schema": SCHEMA,
-        "notice": "Research software: not for diagnostic use.",
+        "notice": NOTICE,
         "studies": len(results),
         "ok": len(results) - len(failed),
         "failed": len(failed),
@@ -281,7 +282,7 @@ def run_batch(paths: list[Path], out: Path, opts: BatchOptions, *, ray_address: 
         "executor": {"kind": "ray", **cluster} if cluster else {"kind": "local", "processes": 1},
         "results": [r.summary() for r in results],
     }
-    write_text_atomic(out / "batch.json", json.dumps(summary, indent=2) + "\n", "the batch summary")
+    write_json(out / "batch.json", summary, indent=2, what="the batch summary")
     log(f"{summary['studies']} studies: {summary['ok']} ok, {summary['failed']} failed; wall {wall:.2f} s, "
         f"serial-equivalent {serial:.2f} s (x{summary['speedup']}); summary {out / 'batch.json'}")
     return summary

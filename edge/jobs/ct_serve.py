@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edge.jobs.ct import NOTICE
+from edge.notice import NOTICE
 
 
 @dataclass
@@ -38,7 +38,8 @@ def serve(listener, detector, k: int, *, out: Path | None = None, sender=None, b
     from edge.ct.dicom_out import SopRecorder, write_results
     from edge.jobs.ct import finish_report
     from edge.ct.loop import run_slice_loop
-    from edge.ct.report import finding_line, write_json
+    from edge.atomic import write_json
+    from edge.ct.report import finding_line
     from edge.ct.stream import stream_datasets
 
     summary = ServeSummary()
@@ -78,7 +79,7 @@ def serve(listener, detector, k: int, *, out: Path | None = None, sender=None, b
             else:
                 summary.results[n] = res
                 report["dicom_results"] = [str(p.relative_to(study_out)) for p in res.files]
-                write_json(report, study_out / "report.json")
+                write_json(study_out / "report.json", report, indent=2, parents=True)
                 if sender is not None:
                     sender.submit(res.files, f"study {n}")
         summary.reports[n] = report

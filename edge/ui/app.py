@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 from edge.errors import ConfigError, DvtEdgeError
-from edge.ui.service import DISCLAIMER, UiService
+from edge.notice import NOTICE
+from edge.ui.service import UiService
 
 API_NAMES = ("analyze_clip", "analyze_ct")  # the endpoints gradio_client can call
 
@@ -80,7 +81,7 @@ def build_app(service: UiService):
 
     # delete_cache: Gradio's copies of uploads and outputs older than a day go, checked hourly
     with gr.Blocks(title="DVT Edge", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
-        gr.Markdown(f"# DVT Edge\nCompression ultrasound and CT venography. **{DISCLAIMER}**")
+        gr.Markdown(f"# DVT Edge\nCompression ultrasound and CT venography. **{NOTICE}**")
         with gr.Tab("Compression clip"):
             with gr.Row():
                 with gr.Column(scale=1):

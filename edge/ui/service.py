@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.jobs.ct import NOTICE as DISCLAIMER
+from edge.notice import NOTICE
+from edge.us.types import VeinStatus
 from edge.jobs.ct import DetectorOptions, open_detector
 from edge.errors import DvtEdgeError, InputError
 from edge.sinks.overlay import VERDICT_TEXT
@@ -70,7 +71,7 @@ def us_summary(report: dict) -> str:
             f"compressibility **{comp_s}** - {report['reason']}\n\n"
             f"{_areas(report)}\n\n"
             f"{report['frames']} frames processed, {report['dropped_frames']} dropped; processing "
-            f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{DISCLAIMER}*")
+            f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{NOTICE}*")
 
 
 def _areas(report: dict) -> str:
@@ -82,11 +83,11 @@ def _areas(report: dict) -> str:
 def live_status(result) -> str:
     v = result.verdict
     comp = "n/a" if v.compressibility is None else f"{v.compressibility:.0%}"
-    state = result.track.vein_status if result.track is not None else "searching"
+    state = result.track.vein_status if result.track is not None else VeinStatus.SEARCHING
     total = sum(result.stage_ms.values())
     return (f"### {VERDICT_TEXT.get(v.verdict, v.verdict)} (provisional)\n\n"
             f"compressibility **{comp}** - {v.reason}\n\nvein {state}; frame {result.index}; "
-            f"processing {total:.1f} ms\n\n*{DISCLAIMER}*")
+            f"processing {total:.1f} ms\n\n*{NOTICE}*")
 
 
 class _LockedBackend:
@@ -233,7 +234,7 @@ class UiService:
         head = (f"### {n} DVT candidate{'s' if n != 1 else ''}" if n else "### No DVT candidate")
         lines = [head, "", notes[-1] if notes else "", ""]
         lines += [f"- {w}" for w in notes[:-1]]
-        lines += ["", f"*{DISCLAIMER} Slice indices count from 0 in position order along the slice normal.*"]
+        lines += ["", f"*{NOTICE} Slice indices count from 0 in position order along the slice normal.*"]
         return CtAnalysis("\n".join(lines), rows, [job / "out" / name for name in report["key_images"]],
                           job / "out" / "report.json")
 

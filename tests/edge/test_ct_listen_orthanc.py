@@ -25,7 +25,7 @@ import pytest
 pytest.importorskip("pynetdicom")
 
 import edge.cli  # noqa: E402
-from edge.ct import cli as ct_cli  # noqa: E402
+from edge.commands import ct as ct_cli  # noqa: E402
 from edge.ct.dicom_out import read_sr_findings  # noqa: E402
 from edge.ct.dicom_series import dataset_hu  # noqa: E402
 from edge.ct.listen import ListenConfig, StoreListener  # noqa: E402

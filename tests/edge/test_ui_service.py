@@ -35,7 +35,7 @@ def _frames(path):
 def test_clip_gives_the_verdict_a_browser_video_curve_and_report(service):
     a = service.analyze_clip(str(asset("demo-dvt.mp4")))
     assert a.verdict == "non_compressible"
-    assert a.summary.startswith("### NON-COMPRESSIBLE") and "not for diagnostic use" in a.summary
+    assert a.summary.startswith("### NON-COMPRESSIBLE") and "Not for diagnostic use" in a.summary
     n, fourcc = _frames(a.video)
     report = json.loads(a.report.read_text())
     assert a.video.suffix == ".webm" and fourcc == "VP80" and n == report["frames"] > 100
