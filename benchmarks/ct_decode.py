@@ -35,10 +35,9 @@ MODES = ("model", "before", "w0", "w1", "w2", "w3")
 
 def _one(mode: str, folder: Path, repeats: int) -> dict:
     from edge.ct import j2k
-    from edge.jobs.ct import open_input
     from edge.ct.loop import run_slice_loop
-    from edge.jobs.ct import DetectorOptions, open_model_detector
     from edge.ct.stream import SliceStream
+    from edge.jobs.ct import DetectorOptions, open_input, open_model_detector
 
     if mode == "before":
         j2k._done = True  # never registered: pydicom's own plugin order, as before

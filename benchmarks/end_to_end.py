@@ -29,10 +29,10 @@ import numpy as np
 from benchmarks.config import BenchConfig
 from benchmarks.sources import LoopedClipSource, SlowBackend
 from benchmarks.timing import rounded, summary
+from edge.capture.slot import BoundedFrameQueue, NewestFrameSlot
+from edge.capture.thread import CaptureThread
 from edge.sinks.history import CurveHistory
 from edge.sinks.overlay import render_overlay
-from edge.capture.thread import CaptureThread
-from edge.capture.slot import BoundedFrameQueue, NewestFrameSlot
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "track", "measure", "render")

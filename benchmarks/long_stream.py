@@ -11,7 +11,8 @@ video are left out on purpose: they do not depend on the session's length.
 Reports the median and mean per-frame cost of the first and the last ``--window`` frames, their ratio, the
 median per stage, and the 1-minute load average before and after. Because a shared machine drifts over
 minutes, the last window is also run interleaved, frame by frame, with a fresh pipeline's first window (same
-frames, same backend, same moments): that ratio is the one judged. Target (issue 14): within +-10%. Writes ``OUT.json`` and ``OUT.md`` when ``--out`` is given.
+frames, same backend, same moments): that ratio is the one judged. Target (issue 14): within +-10%. Writes ``OUT.json``
+and ``OUT.md`` when ``--out`` is given.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ benchmark code (``export``, ``train``, ``bench``) live in their own packages and
 Plug-ins are registered lazily: only the command being run calls its ``register`` (which may import
 torch); every other plug-in gets a placeholder line in ``--help`` (its module's ``HELP`` string, else
 :data:`_PLUGIN_HELP`) and is checked for its requirements (its module's ``REQUIRES``, else
-:data:`_PLUGIN_REQUIRES`: top-level module names, looked up with ``find_spec``, never imported). So ``dvt-edge --help`` and ``dvt-edge us run`` never import torch, even with the training
+:data:`_PLUGIN_REQUIRES`: top-level module names, looked up with ``find_spec``, never imported). So ``dvt-edge --help``
+and ``dvt-edge us run`` never import torch, even with the training
 extra installed (it cost ~3 s at every start).
 
 Every user-caused failure is a DvtEdgeError: printed as one line ``dvt-edge: error: ...`` with a non-zero

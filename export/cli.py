@@ -81,8 +81,9 @@ def _fp16_tools():
     from edge.errors import DvtEdgeError
 
     try:
-        from export.fp16 import convert_fp16, fp16_sibling
         import onnxconverter_common  # noqa: F401 - checked here so the message comes before any work
+
+        from export.fp16 import convert_fp16, fp16_sibling
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
         raise DvtEdgeError(f"'dvt-edge export fp16' needs the [export] extra (onnx, onnxconverter-common), "

@@ -87,7 +87,7 @@ def config_pbtxt(name: str, spec, *, max_batch_size: int, preferred: list[int], 
         return f'  {{\n    name: "{t.name}"\n    data_type: {_TRITON_TYPES[t.dtype]}\n    dims: [ {dims} ]\n  }}'
 
     return "\n".join([
-        f"# written by dvt-edge export triton; research software, not for diagnostic use",
+        "# written by dvt-edge export triton; research software, not for diagnostic use",
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {max_batch_size}",

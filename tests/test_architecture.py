@@ -5,7 +5,9 @@ imports are resolved, and ``from pkg import name`` points at ``pkg.name`` when t
 
 * no import circles between modules;
 * package direction: ``edge`` (the bedside runtime) imports none of export/training/benchmarks, ``training``
-  imports no export/benchmarks, ``export`` imports no benchmarks.
+  imports no export/benchmarks, ``export`` imports no benchmarks;
+* inside ``edge``, the layers of docs/design.md ("packages in the order data flows"): a module imports only
+  from its own package or a lower layer, and the two domains (``edge.us``, ``edge.ct``) not from each other.
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ FORBIDDEN = {  # package -> packages it must not import
     "export": {"benchmarks"},
     "benchmarks": set(),
 }
+
+#: edge's layers, lowest first (docs/design.md); a name is edge's sub-package or top-level module
+EDGE_LAYERS = (
+    {"errors", "notice", "atomic", "stats", "spec", "assets", "argtypes", "gpu", "metrics", "dicom_codecs", "dicom_sr"},
+    {"sources", "capture"},  # frames in, and the hand-over to the loop
+    {"backends"},  # inference
+    {"us", "ct"},  # the two domains
+    {"sinks"},  # outputs
+    {"jobs", "faults"},  # composition (faults: the fault corpus, built from both domains' test inputs)
+    {"commands", "ui"},
+    {"cli"},
+)
 
 
 def module_name(path: Path) -> str:
@@ -128,3 +142,32 @@ def test_packages_import_in_one_direction():
     bad = sorted(f"{m} -> {t}" for m, targets in import_graph().items() for t in targets
                  if package_of(t) in FORBIDDEN[package_of(m)])
     assert not bad, "imports against the package direction:\n  " + "\n  ".join(bad)
+
+
+def edge_layer(module: str) -> tuple[int, str] | None:
+    """(layer index, part) of an ``edge.*`` module; None for ``edge`` itself."""
+    parts = module.split(".")
+    if parts[0] != "edge" or len(parts) < 2:
+        return None
+    for i, layer in enumerate(EDGE_LAYERS):
+        if parts[1] in layer:
+            return i, parts[1]
+    raise AssertionError(f"{module}: not in any layer of EDGE_LAYERS; add it there and to docs/design.md")
+
+
+def test_edge_imports_only_downward():
+    bad = []
+    for m, targets in import_graph().items():
+        src = edge_layer(m)
+        for t in targets:
+            dst = edge_layer(t)
+            if src is None or dst is None or src[1] == dst[1]:
+                continue
+            if dst[0] > src[0] or (dst[0] == src[0] and dst[0] == 3):
+                bad.append(f"{m} -> {t}")
+    assert not bad, "imports up (or across the two domains) inside edge/:\n  " + "\n  ".join(sorted(bad))
+
+
+def test_the_layer_rule_catches_an_upward_import():
+    assert edge_layer("edge.sinks.base")[0] > edge_layer("edge.us.types")[0]  # sinks may read results
+    assert edge_layer("edge.sources.video")[0] < edge_layer("edge.us.calibration_like")[0]  # not the reverse

@@ -26,9 +26,9 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
+from edge.capture.slot import BoundedFrameQueue, FrameSlot, NewestFrameSlot, SlotClosed
 from edge.errors import InputError, SourceError
 from edge.sources.base import Frame, FrameSource
-from edge.capture.slot import BoundedFrameQueue, FrameSlot, NewestFrameSlot, SlotClosed
 
 #: Queue depth for lossless file playback: enough to hide decode jitter, small enough to bound memory.
 FILE_QUEUE_SIZE = 4

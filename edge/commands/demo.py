@@ -8,8 +8,8 @@ from pathlib import Path
 from edge.assets import DEMO_CLIPS, asset, us_model
 from edge.backends.select import BACKEND_NAMES
 from edge.commands.us import print_verdict
-from edge.notice import NOTICE
 from edge.jobs.us import run_us_job
+from edge.notice import NOTICE
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,18 +11,17 @@ import numpy as np
 
 from edge.argtypes import positive_int
 from edge.assets import us_model
-from edge.backends.select import BACKEND_NAMES, open_backend
 from edge.atomic import write_bytes_atomic
+from edge.backends.select import BACKEND_NAMES, open_backend
 from edge.errors import ConfigError, InputError, OutputError
+from edge.jobs.us import check_crop, run_us_job
+from edge.notice import NOTICE
 from edge.sinks.report import processing_ms
 from edge.spec import load_spec
-from edge.jobs.us import check_crop, run_us_job
 from edge.us.int8_frames import calibration_inputs
 from edge.us.pipeline import UsConfig
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, find_image_region, to_grey
-
-from edge.notice import NOTICE
 
 
 def _mm_per_px(text: str) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.ct.report import render_key_image
+
 # shared with the ultrasound SR (edge.us.dicom_out); complete_header is re-exported: callers import it from here
 from edge.dicom_sr import MANUFACTURER, PRIVATE, complete_header  # noqa: F401
 from edge.dicom_sr import code as _code

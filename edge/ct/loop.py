@@ -19,10 +19,10 @@ from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from edge.ct.linking import LinkParams, Linker, SliceGeom, Suppressed, reverse_finding
+from edge.ct.detector import SliceDetector
+from edge.ct.linking import Linker, LinkParams, SliceGeom, Suppressed, reverse_finding
 from edge.ct.preprocess import window as hu_window
 from edge.ct.ring import SliceRing
-from edge.ct.detector import SliceDetector
 from edge.ct.types import CTSlice, Finding
 from edge.errors import ConfigError
 from edge.stats import timing_summary

@@ -28,7 +28,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge.ct.dicom_series import (
-    DEFAULT_DECODE_WORKERS, GAP_FACTOR, CTSeries, check_complete, check_decode_workers, dataset_hu, header_from_dataset, not_ct_reason, scan_series,
+    DEFAULT_DECODE_WORKERS,
+    GAP_FACTOR,
+    CTSeries,
+    check_complete,
+    check_decode_workers,
+    dataset_hu,
+    header_from_dataset,
+    not_ct_reason,
+    scan_series,
     short_uid,
 )
 from edge.ct.types import CTSlice

@@ -21,7 +21,6 @@ from edge.errors import InputError, ModelError
 from edge.notice import NOTICE
 
 
-
 def open_input(path: Path, series_uid: str | None = None, decode_workers: int | None = None):
     """(SliceStream, input kind) for a DICOM folder or a NIfTI file; InputError naming the path otherwise.
 

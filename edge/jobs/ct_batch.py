@@ -223,10 +223,9 @@ def run_batch(paths: list[Path], out: Path, opts: BatchOptions, *, ray_address: 
               warn: Callable[[str], None] = print) -> dict:
     """Run every study under ``paths``; write each one's outputs to ``out/<name>/`` and ``out/batch.json``.
     Returns the batch summary (also written). Raises only for a configuration error (no study, bad --out)."""
+
     from edge.atomic import write_json
     from edge.notice import NOTICE
-
-    import json
 
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -35,12 +35,12 @@ class ServeSummary:
 def serve(listener, detector, k: int, *, out: Path | None = None, sender=None, backend: dict | None = None,
           model: dict | None = None, once: bool = False, wait_s: float | None = None,
           log: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> ServeSummary:
-    from edge.ct.dicom_out import SopRecorder, write_results
-    from edge.jobs.ct import finish_report
-    from edge.ct.loop import run_slice_loop
     from edge.atomic import write_json
+    from edge.ct.dicom_out import SopRecorder, write_results
+    from edge.ct.loop import run_slice_loop
     from edge.ct.report import finding_line
     from edge.ct.stream import stream_datasets
+    from edge.jobs.ct import finish_report
 
     summary = ServeSummary()
     for job in listener.studies(once=once, wait_s=wait_s):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge.backends.select import Choice, open_backend
+from edge.capture.thread import CaptureThread
 from edge.errors import ConfigError, DvtEdgeError, OutputError
 from edge.sinks.background import DROP_POLICY, WAIT_POLICY, BackgroundRecorder
 from edge.sinks.base import ResultSink, RunSummary, SinkGroup
@@ -26,7 +27,6 @@ from edge.sinks.report import JsonReportSink
 from edge.sources import open_source
 from edge.sources.base import FrameSource
 from edge.spec import load_spec
-from edge.capture.thread import CaptureThread
 from edge.us.int8_frames import calibration_inputs
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 from edge.us.types import FrameResult, Verdict

@@ -18,7 +18,7 @@ Layout (sizes scale with the frame's shorter side, reference 480 px)::
     | frame 123  processing 14.2 ms      Not for diagnostic use|
     +---------------------------------------------------------+
 
-Cost: ~1 ms for a 640x480 frame on one core (see tests/edge/test_sinks.py for the printed timing):
+Cost: ~1 ms for a 640x480 frame on one core (see tests/edge/sinks/test_sinks.py for the printed timing):
 contours are found on the small model grid inside each blob's bbox and scaled to the screen, fills are
 blended only inside the vessels' bounding box, panels are darkened in place with integer shifts.
 """

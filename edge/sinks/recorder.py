@@ -7,9 +7,8 @@ queue, so the frame loop (and the verdict) never waits for the video.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np

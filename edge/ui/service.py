@@ -28,13 +28,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.notice import NOTICE
-from edge.us.types import VeinStatus
-from edge.jobs.ct import DetectorOptions, open_detector
 from edge.errors import DvtEdgeError, InputError
+from edge.jobs.ct import DetectorOptions, open_detector
+from edge.notice import NOTICE
 from edge.sinks.overlay import VERDICT_TEXT
 from edge.sinks.report import processing_ms
 from edge.sources.base import Frame
+from edge.us.types import VeinStatus
 
 #: limits on an uploaded .zip (a CT series of 2000 slices of 512x512 int16 is ~1 GiB uncompressed)
 ZIP_MAX_BYTES = 4 << 30

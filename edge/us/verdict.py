@@ -24,7 +24,6 @@ Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass
 
 from edge.us.measure import Measurements

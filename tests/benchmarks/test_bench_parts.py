@@ -13,8 +13,8 @@ from benchmarks.models import DEMO_CLIP
 from benchmarks.report import dumps, evaluate_targets
 from benchmarks.sources import LoopedClipSource, SlowBackend
 from benchmarks.timing import time_queries
-from edge.capture.thread import CaptureThread
 from edge.capture.slot import NewestFrameSlot
+from edge.capture.thread import CaptureThread
 
 
 def test_time_queries_honours_warmup_and_budget():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -328,9 +327,9 @@ def test_gitignore_covers_the_demo_output():
 
 
 def test_ct_report_says_whether_the_series_is_complete_and_what_was_skipped(tmp_path):
-    from edge.jobs.ct import finish_report, open_input
     from edge.ct.loop import run_slice_loop
     from edge.ct.testing import ThresholdDetector, write_series
+    from edge.jobs.ct import finish_report, open_input
 
     def report_of(folder):
         stream, kind = open_input(folder)

@@ -15,6 +15,7 @@ from training.ct.dataset import CropSampler, prepare_study  # noqa: E402
 from training.ct.detector import STRIDE, CTDet, detector_loss, make_targets  # noqa: E402
 from training.ct.phantom import make_study  # noqa: E402
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny models run fastest on one thread; restore the process-wide setting for other test modules."""

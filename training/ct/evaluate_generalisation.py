@@ -17,7 +17,7 @@ bedside code path), one study at a time. Reported per model, without and with th
 
 - per slice (``training.ct.metrics``, IoU >= 0.1): sensitivity / FPPI at the shipped threshold, best sensitivity with
   FPPI <= 0.25 (for ``real``, FPPI counts the clean copies' slices too), AP;
-- lesion level (``training.ct.plausibility.lesion_eval``: detections >= the shipped threshold linked into findings
+- lesion level (``training.ct.plausibility_fit.lesion_eval``: detections >= the shipped threshold linked into findings
   by ``edge.ct.linking``, as ``ct scan`` reports them): thrombus sensitivity and false findings per study, and for
   ``real`` false findings per clean study.
 
@@ -37,9 +37,8 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -51,7 +50,7 @@ from edge.spec import load_spec
 from training.ct import metrics
 from training.ct.dataset import predict_study, prepare_study
 from training.ct.model_paths import find_models
-from training.ct.plausibility import apply_rule, lesion_eval, slice_features, sum_lesion
+from training.ct.plausibility_fit import apply_rule, lesion_eval, slice_features, sum_lesion
 
 SETS = ("phantom", "second", "real")
 

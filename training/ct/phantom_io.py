@@ -54,7 +54,7 @@ def write_dicom_series(study: Study, out_dir: str | Path, *, pixel_dtype: str | 
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

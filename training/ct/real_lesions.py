@@ -548,7 +548,8 @@ def make_pair(volume: str, seed: int, size: int = 512, n_slices: int | None = No
         for _ in range(8):  # a start whose vessel gives a segment long enough
             if spec.start is None and not len(ridge):
                 break
-            sp_ = spec if spec.start is not None else DefectSpec(**{**spec.__dict__, "start": tuple(int(v) for v in ridge[rng.integers(len(ridge))])})
+            start = tuple(int(v) for v in ridge[rng.integers(len(ridge))])
+            sp_ = spec if spec.start is not None else DefectSpec(**{**spec.__dict__, "start": start})
             df = make_defect(src, sp_, rng)
             if df is not None:
                 defects.append(df)

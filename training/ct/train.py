@@ -169,12 +169,16 @@ def train(args) -> tuple[CTDet, dict]:
                     + (f"; real contrast CT ({args.real} crop, TotalSegmentator test data, Apache-2.0) with inserted "
                        f"filling defects (training.ct.real_lesions), {args.real_weight:.0%} of training crops; the "
                        f"other source volume is held out" if args.real else ""),
-            "real_volume": args.real, "real_train_seeds": study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)] if args.real else None,
-            "real_val_seeds": study_seeds(args.seed, args.real_val_studies, "val")[::max(args.real_val_studies - 1, 1)] if args.real else None,
+            "real_volume": args.real,
+            "real_train_seeds": (study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)]
+                                 if args.real else None),
+            "real_val_seeds": (study_seeds(args.seed, args.real_val_studies, "val")[::max(args.real_val_studies - 1, 1)]
+                               if args.real else None),
             "wide": args.wide, "geo_aug": args.geo_aug, "intensity_aug": args.intensity_aug,
             "train_study_seeds": [study_seeds(args.seed, args.studies, "train")[0], study_seeds(args.seed, args.studies, "train")[-1]],
             "val_study_seeds": [study_seeds(args.seed, args.val_studies, "val")[0], study_seeds(args.seed, args.val_studies, "val")[-1]],
-            "phantom_size": args.phantom_size, "distractors": args.distractors, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "phantom_size": args.phantom_size, "distractors": args.distractors, "epochs": args.epochs,
+            "steps_per_epoch": args.steps_per_epoch,
             "batch": args.batch, "crop": args.crop, "lr": args.lr, "optimizer": "AdamW, warmup + cosine",
             "loss": "penalty-reduced focal loss (heatmap) + smooth-L1 on log box distances",
             "architecture": {"family": "anchor-free CenterNet-style, one stride-4 level, FPN-style merge",

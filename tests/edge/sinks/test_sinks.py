@@ -13,11 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sinks import CurveHistory, VideoRecorder, OutputError, percentiles, render_overlay
+from edge.sinks import CurveHistory, OutputError, VideoRecorder, percentiles, render_overlay
 from edge.sinks.testing import ARTERY, GRID, REGION, SCREEN, VEIN, compression_sequence, make_result, make_verdict
 from edge.us.types import FrameResult
-
-
 
 # -- helpers -----------------------------------------------------------------------------------------
 

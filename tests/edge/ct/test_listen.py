@@ -17,7 +17,7 @@ from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
 from edge.ct.testing import ThresholdDetector, write_series  # noqa: E402
 from edge.errors import ConfigError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MODEL = REPO / "edge" / "ct" / "assets" / "ctdet-k3.onnx"
 BONE = dict(lo=700.0, hi=3000.0, min_area=30)  # a fake detector with plenty to find on the real abdomen
 
@@ -25,9 +25,9 @@ BONE = dict(lo=700.0, hi=3000.0, min_area=30)  # a fake detector with plenty to 
 def send_pynetdicom(files, port, calling="TESTSCU", called="DVTEDGE", release=True, errors=None):
     """Send files in the given order over one association; returns the C-STORE statuses."""
     import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
 
     ae = AE(ae_title=calling)
     ae.add_requested_context(CTImageStorage, [JPEG2000Lossless])

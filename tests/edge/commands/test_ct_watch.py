@@ -12,7 +12,7 @@ import pytest
 
 import edge.cli
 from edge.commands import ct as ct_cli
-from edge.ct.testing import ThresholdDetector, write_series
+from edge.ct.testing import write_series
 
 
 @pytest.fixture(autouse=True)

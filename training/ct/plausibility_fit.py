@@ -1,6 +1,6 @@
 """Calibrate the plausibility rule (``edge.ct.plausibility``) on validation phantoms; lesion-level evaluation.
 
-    python -m training.ct.plausibility --models edge/ct/assets --studies 24 [--record]
+    python -m training.ct.plausibility_fit --models edge/ct/assets --studies 24 [--record]
 
 For each ``ctdet-k*.onnx``: renders the validation studies ``10000*seed + 5000 + i`` (the split
 ``training.ct.calibrate`` uses; the model's training seed and distractor probability from its spec), runs the
@@ -39,8 +39,8 @@ from edge.ct.types import Detection
 from edge.spec import load_spec, save_spec
 from training.ct import metrics
 from training.ct.card import write_model_card
-from training.ct.model_paths import find_models
 from training.ct.dataset import predict_study, prepare_study
+from training.ct.model_paths import find_models
 from training.ct.phantom import Study, make_study
 
 
@@ -199,7 +199,7 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
         spec.extra["plausibility"] = p.to_json() | {
             "function": "edge.ct.plausibility.check", "calibration": stats,
             "basis": "filling defect inside a contrast-filled vein: no bone ring (>= 500 HU), clot density, darker "
-                     "than its surround; thresholds keep the validation true positives (training.ct.plausibility)"}
+                     "than its surround; thresholds keep the validation true positives (training.ct.plausibility_fit)"}
         save_spec(spec, model)
         write_model_card(spec, model.with_suffix(".md"))
     return {"params": p.to_json(), **stats}
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
                     help="instead: keep the rule, re-choose the operating point as the most sensitive threshold with "
                          "<= this many false findings per validation study (lesion level)")
     args = ap.parse_args(argv)
-    command = "python -m training.ct.plausibility " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m training.ct.plausibility_fit " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.op_findings is not None:
         for model in find_models(args.models):
             lesion_operating_point(model, args.studies, args.threads, args.record, command, args.op_findings,

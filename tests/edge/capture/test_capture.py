@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.capture.slot import BoundedFrameQueue, NewestFrameSlot, SlotClosed
+from edge.capture.thread import CaptureThread, choose_slot
 from edge.errors import SourceError
 from edge.sources import open_source
 from edge.sources.base import Frame
-from edge.capture.thread import CaptureThread, choose_slot
-from edge.capture.slot import BoundedFrameQueue, NewestFrameSlot, SlotClosed
 
 
 def frame(i: int) -> Frame:

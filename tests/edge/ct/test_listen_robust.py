@@ -22,11 +22,11 @@ pytest.importorskip("pynetdicom")
 
 from edge.ct.listen import ListenConfig, StoreListener  # noqa: E402
 from edge.ct.loop import run_slice_loop  # noqa: E402
-from edge.jobs.ct_serve import serve  # noqa: E402
 from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
 from edge.ct.testing import ThresholdDetector, send_files, write_series  # noqa: E402
+from edge.jobs.ct_serve import serve  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def echo(port: int, called: str = "DVTEDGE") -> int | None:

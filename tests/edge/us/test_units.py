@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import edge.cli
-from edge.sources.testing import make_dicom
 from edge.sources.calibration import Calibration, add_physical_units, from_dataset, parse_mm_per_px
+from edge.sources.testing import make_dicom
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CLIP = REPO / "edge" / "assets" / "demo-dvt.mp4"
 N = 45
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge.errors import InputError, SourceError
-from edge.sources import Frame, FrameSource, SOURCE_KINDS, detect_kind, open_source, register_source
+from edge.sources import SOURCE_KINDS, Frame, FrameSource, detect_kind, open_source, register_source
 from edge.sources.dicom_cine import DicomCineSource
 from edge.sources.images import ImageFolderSource, natural_key
 from edge.sources.video import CameraSource, StreamSource, VideoFileSource, looks_grey, redact_url

@@ -144,7 +144,7 @@ def test_model_detector_fuses_the_stage_and_can_switch_it_off():
     from edge.ct.plausibility import PlausibilityParams
     from edge.spec import load_spec
 
-    model = Path(__file__).resolve().parents[2] / "edge" / "ct" / "assets" / "ctdet-k3.onnx"
+    model = Path(__file__).resolve().parents[3] / "edge" / "ct" / "assets" / "ctdet-k3.onnx"
     if not model.is_file():
         pytest.skip(f"{model} not present")
     spec = load_spec(model)

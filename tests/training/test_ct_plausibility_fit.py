@@ -1,11 +1,11 @@
-"""Lesion-level scoring and rule calibration helpers (training/ct/plausibility.py), known answers."""
+"""Lesion-level scoring and rule calibration helpers (training/ct/plausibility_fit.py), known answers."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from training.ct.phantom import make_study
-from training.ct.plausibility import apply_rule, choose_params, lesion_eval, sum_lesion
+from training.ct.plausibility_fit import apply_rule, choose_params, lesion_eval, sum_lesion
 
 
 def test_lesion_eval_links_slices_and_counts_true_and_false_findings():

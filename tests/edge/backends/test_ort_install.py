@@ -14,7 +14,7 @@ from edge.backends import ort_install
 from edge.backends import select as sel
 from edge.errors import BackendError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ORT = {"onnxruntime", "onnxruntime-gpu"}
 
 

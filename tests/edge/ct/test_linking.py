@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from edge.ct.linking import LinkParams, Linker, SliceGeom, Suppressed, iou, link_detections, reverse_finding
+from edge.ct.linking import Linker, LinkParams, SliceGeom, Suppressed, iou, link_detections, reverse_finding
 from edge.ct.types import Detection, Finding
 
 SP = (0.8, 0.7)  # row, col spacing in mm: unequal so a swapped x/y would show in box_mm

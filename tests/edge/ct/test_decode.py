@@ -8,8 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from edge.ct.decode import (decode_detections, grid_transform, neighbour_indices, nms, prepare_input, prepare_slice,
-                            to_model_grid)
+from edge.ct.decode import decode_detections, grid_transform, neighbour_indices, nms, prepare_input, prepare_slice, to_model_grid
 from edge.errors import ModelError
 from edge.spec import ModelSpec, TensorSpec
 

@@ -10,8 +10,8 @@ import pytest
 
 import edge.cli
 from edge.commands import ct as ct_cli
-from edge.jobs.ct_batch import find_studies
 from edge.ct.testing import write_series
+from edge.jobs.ct_batch import find_studies
 
 CLOTS = [[2, 3, 4, 5, 10], [], [6, 7], [1, 2], [8, 9, 10, 11], [4]]
 

@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +17,10 @@ from edge.ct.dicom_series import dataset_hu  # noqa: E402
 from edge.ct.listen import ListenConfig, StoreListener, supported_transfer_syntaxes  # noqa: E402
 from edge.ct.loop import run_slice_loop  # noqa: E402
 from edge.ct.series_rules import SeriesRules, orientation_name  # noqa: E402
-from edge.jobs.ct_serve import serve  # noqa: E402
 from edge.ct.stream import iter_folder, stream_datasets  # noqa: E402
 from edge.ct.testing import ThresholdDetector, encode_lossless, send_files, write_series  # noqa: E402
 from edge.errors import ConfigError  # noqa: E402
+from edge.jobs.ct_serve import serve  # noqa: E402
 
 STUDY = "1.2.826.0.1.3680043.8.498.555"
 CORONAL = (1, 0, 0, 0, 0, -1)

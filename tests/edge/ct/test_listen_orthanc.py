@@ -30,8 +30,8 @@ from edge.ct.dicom_out import read_sr_findings  # noqa: E402
 from edge.ct.dicom_series import dataset_hu  # noqa: E402
 from edge.ct.listen import ListenConfig, StoreListener  # noqa: E402
 from edge.ct.send import Destination, Sender  # noqa: E402
-from edge.jobs.ct_serve import serve  # noqa: E402
 from edge.ct.testing import ThresholdDetector, encode_lossless, write_series  # noqa: E402
+from edge.jobs.ct_serve import serve  # noqa: E402
 
 
 def free_port() -> int:
@@ -250,7 +250,7 @@ def test_the_real_command_sends_its_sr_to_orthanc(orthanc_exe, tmp_path):
 
     import pydicom
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     if not (repo / "edge" / "ct" / "assets" / "ctdet-k3.onnx").is_file():
         pytest.skip("the packaged CT model is not built")
     venous = write_series(tmp_path / "venous", 6, clot_slices=[2, 3], study_uid="1.2.826.0.1.3680043.8.498.990",

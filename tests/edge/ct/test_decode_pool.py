@@ -20,7 +20,7 @@ from edge.ct.stream import iter_folder
 from edge.ct.testing import ThresholdDetector, write_series
 from edge.errors import ConfigError, InputError
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ct-dicom-sample"
+SAMPLE = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "ct-dicom-sample"
 
 
 def _j2k_series(folder: Path, n: int = 9, bad: int | None = None, **kw) -> list[Path]:

@@ -9,7 +9,7 @@ from edge.sources.base import Frame
 from edge.spec import load_spec
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 
-MODEL = Path(__file__).resolve().parents[2] / "edge" / "assets" / "resunet-lite.onnx"
+MODEL = Path(__file__).resolve().parents[3] / "edge" / "assets" / "resunet-lite.onnx"
 
 
 class DiscBackend:

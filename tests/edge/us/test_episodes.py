@@ -14,7 +14,7 @@ from edge.us.episodes import EpisodeConfig, episode_ended
 from edge.us.measure import measure
 from edge.us.pipeline import UltrasoundPipeline
 
-MODEL = Path(__file__).resolve().parents[2] / "edge" / "assets" / "resunet-lite.onnx"
+MODEL = Path(__file__).resolve().parents[3] / "edge" / "assets" / "resunet-lite.onnx"
 FPS = 30.0
 PERIOD = 4.0  # s: rest 1.5, press 0.6, hold 0.6, release 0.6, rest 0.7
 

@@ -19,7 +19,7 @@ import edge.cli  # noqa: E402
 from edge.sources.testing import PATIENT_ID, PATIENT_NAME, make_dicom  # noqa: E402
 from edge.us.dicom_out import NOTICE, read_us_sr  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CLIP = REPO / "edge" / "assets" / "demo-dvt.mp4"
 N = 45
 STUDY = "1.2.826.0.1.3680043.8.498.4711"

@@ -226,8 +226,8 @@ def test_us_run_through_triton_equals_onnxruntime(stub, tmp_path, capsys):
 
 def test_ct_batch_through_triton(stub, tmp_path, capsys):
     """ct batch --backend triton: the URL travels in the batch options (a Ray worker has no --triton-url)."""
-    from edge.jobs import ct_batch as batch
     from edge.ct.testing import write_series
+    from edge.jobs import ct_batch as batch
 
     write_series(tmp_path / "studies" / "a", 8, clot_slices=[3, 4])
     seen = []

@@ -16,12 +16,21 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sinks import (JsonReportSink, OutputError, ProgressPrinter, RunSummary, SinkGroup, build_report,
-                        percentiles, render_curve, write_curve_png)
+from edge.sinks import (
+    JsonReportSink,
+    OutputError,
+    ProgressPrinter,
+    RunSummary,
+    SinkGroup,
+    build_report,
+    percentiles,
+    render_curve,
+    write_curve_png,
+)
 from edge.sinks.curve import CURVE, SIZE
 from edge.sinks.report import FrameLog
-from edge.stats import summarize
 from edge.sinks.testing import compression_sequence, make_result, make_verdict
+from edge.stats import summarize
 from edge.us.types import FrameResult
 
 REQUIRED_KEYS = {

@@ -12,9 +12,9 @@ import pytest
 
 import edge.cli
 from edge.commands import ct as ct_cli
-from edge.ct.testing import ThresholdDetector, write_series
+from edge.ct.testing import write_series
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.assets import asset
-from edge.ct.testing import ThresholdDetector, write_series
+from edge.ct.testing import write_series
 from edge.errors import InputError
 from edge.ui.service import UiService, stage_ct_upload
 

@@ -19,7 +19,7 @@ from edge.errors import InputError, SourceError  # noqa: E402
 from edge.sources import detect_kind, open_source  # noqa: E402
 from edge.sources.igtl import IgtlSource, parse_igtl_url  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class Sender:
