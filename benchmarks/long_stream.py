@@ -35,21 +35,9 @@ FPS = 30.0
 
 def clip_frames(path: Path) -> list[np.ndarray]:
     """Every frame of ``path`` as 8-bit grey. ValueError when none decodes."""
-    import cv2
+    from edge.sources.testing import video_frames
 
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    finally:
-        cap.release()
-    if not frames:
-        raise ValueError(f"{path}: no frame could be decoded")
-    return frames
+    return video_frames(path, grey=True)
 
 
 def window_summary(costs_ms: list[float], window: int) -> dict:

@@ -11,17 +11,12 @@ import numpy as np
 import pytest
 
 import edge.cli
-from edge.commands import ct as ct_cli
 from edge.ct.testing import write_series
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(autouse=True)
-def only_ct(monkeypatch):
-    """Run the real ``edge.cli.main`` with only the ct command registered (other jobs may not be built yet)."""
-    monkeypatch.setattr(edge.cli, "_builtin_registrars", lambda: [ct_cli.register])
-    monkeypatch.setattr(edge.cli, "_plugin_registrars", lambda: [])
+pytestmark = pytest.mark.usefixtures("ct_commands_only")
 
 
 @pytest.fixture
@@ -102,51 +97,8 @@ def test_k_must_match_the_detector(series, capsys, fake_detector):
     assert code == 6 and "k=4" in err
 
 
-def _tiny_ct_model(folder: Path, size: int = 64) -> Path:
-    """A stand-in ONNX detector with the real I/O contract: heat peaks on 4x4 cells of the centre slice whose
-    max-pooled window value is that of the synthetic clot (25 HU); constant 8-px boxes.
-    Exercises ModelDetector + Backend + decode_detections."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    from edge.spec import ModelSpec, TensorSpec, save_spec
-
-    s4 = size // 4
-    c = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [], [v]))  # noqa: E731
-    clot = (25.0 - (140.0 - 200.0)) / 400.0  # W400/L140 value of 25 HU
-    ints = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.INT64, [1], [v]))  # noqa: E731
-    nodes = [  # centre slice only; max-pool so that only cells entirely inside the clot match
-        ints("one", 1), ints("two", 2),
-        helper.make_node("Slice", ["image", "one", "two", "one"], ["m"]),
-        helper.make_node("MaxPool", ["m"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
-        c("clot", clot), c("k", -8000.0), c("b", 3.0), c("zero", 0.0),
-        helper.make_node("Sub", ["p", "clot"], ["d"]), helper.make_node("Mul", ["d", "d"], ["d2"]),
-        helper.make_node("Mul", ["d2", "k"], ["e"]), helper.make_node("Add", ["e", "b"], ["heatmap"]),
-        helper.make_node("Mul", ["p", "zero"], ["z"]),
-        helper.make_node("Concat", ["z", "z", "z", "z"], ["box"], axis=1),
-    ]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
-                              [helper.make_tensor_value_info("heatmap", TensorProto.FLOAT, [1, 1, s4, s4]),
-                               helper.make_tensor_value_info("box", TensorProto.FLOAT, [1, 4, s4, s4])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = folder / "tiny.onnx"
-    onnx.save(model, str(path))
-    spec = ModelSpec(
-        name="tiny-ct", task="ct-detection", input=TensorSpec("image", (1, 3, size, size), "float32"),
-        outputs=(TensorSpec("heatmap", (1, 1, s4, s4), "float32"), TensorSpec("box", (1, 4, s4, s4), "float32")),
-        preprocess={"window_level_hu": 140.0, "window_width_hu": 400.0, "target_spacing_mm": 0.8, "size": size,
-                    "k": 3, "slice_padding": "replicate"},
-        labels=("thrombus",), opset=17,
-        extra={"decode": {"type": "centernet", "stride": 4, "heatmap_output": "heatmap", "box_output": "box",
-                          "score_threshold": 0.5, "nms_iou": 0.3, "top_k": 20, "peak_kernel": 3}},
-    )
-    save_spec(spec, path)
-    return path
-
-
-def test_scan_with_an_onnx_model_through_the_backend(series, tmp_path, capsys):
-    model = _tiny_ct_model(tmp_path)
+def test_scan_with_an_onnx_model_through_the_backend(series, tmp_path, capsys, tiny_ct_model):
+    model = tiny_ct_model(tmp_path)
     code, out, err = run(["ct", "scan", str(series), "--model", str(model), "--backend", "onnxruntime",
                           "--json", str(tmp_path / "r.json")], capsys)
     assert code == 0, err

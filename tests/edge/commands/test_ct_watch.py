@@ -11,14 +11,12 @@ import time
 import pytest
 
 import edge.cli
-from edge.commands import ct as ct_cli
 from edge.ct.testing import write_series
 
 
 @pytest.fixture(autouse=True)
-def only_ct(monkeypatch, threshold_detector):
-    monkeypatch.setattr(edge.cli, "_builtin_registrars", lambda: [ct_cli.register])
-    monkeypatch.setattr(edge.cli, "_plugin_registrars", lambda: [])
+def only_ct(ct_commands_only, threshold_detector):
+    pass
 
 
 def test_watch_processes_a_folder_filled_while_it_runs(tmp_path, capsys):

@@ -36,15 +36,9 @@ class GatedWriter(VideoRecorder):
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
+    from edge.sources.testing import video_frames
+
+    return video_frames(path)
 
 
 def test_slow_writer_never_blocks_the_loop_and_drops_are_counted(tmp_path):

@@ -219,14 +219,9 @@ def test_recorder_writes_readable_mp4(tmp_path):
             rec.write(r)
     assert rec.codec in ("avc1", "mp4v")
     assert (rec.codec_note == "") == (rec.codec == "avc1")
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    from edge.sources.testing import video_frames
+
+    frames = video_frames(path)
     assert len(frames) == 15
     assert frames[0].shape == (*SCREEN, 3)
     # it recorded the overlay, not the bare frame: the banner is there

@@ -69,16 +69,9 @@ class Sender:
 
 
 def _clip(n):
-    import cv2
+    from edge.sources.testing import video_frames
 
-    cap = cv2.VideoCapture(str(REPO / "edge" / "assets" / "demo-normal.mp4"))
-    out = []
-    while len(out) < n:
-        ok, f = cap.read()
-        assert ok
-        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    cap.release()
-    return out
+    return video_frames(REPO / "edge" / "assets" / "demo-normal.mp4", n, grey=True)
 
 
 def _free_port():

@@ -22,15 +22,9 @@ GRID = (192, 192)
 
 
 def clip_frames(name: str, n: int | None = None) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(asset(DEMO_CLIPS[name])))
-    frames = []
-    while n is None or len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
+    from edge.sources.testing import video_frames
+
+    return video_frames(asset(DEMO_CLIPS[name]), n)
 
 
 def hd_screen(frame: np.ndarray) -> np.ndarray:

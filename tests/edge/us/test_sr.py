@@ -16,7 +16,7 @@ pytest.importorskip("pynetdicom")
 import pydicom  # noqa: E402
 
 import edge.cli  # noqa: E402
-from edge.sources.testing import PATIENT_ID, PATIENT_NAME, make_dicom  # noqa: E402
+from edge.sources.testing import PATIENT_ID, PATIENT_NAME, make_dicom, video_frames  # noqa: E402
 from edge.us.dicom_out import NOTICE, read_us_sr  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
@@ -28,16 +28,7 @@ ACCESSION = "ACC-0815"
 
 
 def _frames(n=N):
-    import cv2
-
-    cap = cv2.VideoCapture(str(CLIP))
-    out = []
-    while len(out) < n:
-        ok, f = cap.read()
-        assert ok
-        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    cap.release()
-    return np.stack(out)
+    return np.stack(video_frames(CLIP, n, grey=True))
 
 
 def _cine(path: Path, frames, regions=None) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 import edge.cli
 from edge.sources.calibration import Calibration, add_physical_units, from_dataset, parse_mm_per_px
-from edge.sources.testing import make_dicom
+from edge.sources.testing import make_dicom, video_frames
 
 REPO = Path(__file__).resolve().parents[3]
 CLIP = REPO / "edge" / "assets" / "demo-dvt.mp4"
@@ -19,16 +19,7 @@ N = 45
 
 
 def _frames(n=N):
-    import cv2
-
-    cap = cv2.VideoCapture(str(CLIP))
-    out = []
-    while len(out) < n:
-        ok, f = cap.read()
-        assert ok
-        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    cap.release()
-    return np.stack(out)
+    return np.stack(video_frames(CLIP, n, grey=True))
 
 
 def _region(dx_cm, dy_cm, box=(0, 0, 639, 479), units=(3, 3), fmt=1):
