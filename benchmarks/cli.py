@@ -204,8 +204,9 @@ def rerender(path: Path, out: Path, log=print) -> dict:
 def _run_e2e(cfg: BenchConfig, info, clip: Path, log) -> dict:
     from benchmarks.end_to_end import run_end_to_end
     from edge.backends import open_backend
+    from edge.us.int8_frames import calibration_inputs
 
-    be, choice = open_backend(info.path, cfg.e2e_backend, threads=cfg.threads)
+    be, choice = open_backend(info.path, cfg.e2e_backend, threads=cfg.threads, calibration=calibration_inputs)
     log(f"end to end ({be.name}: {choice.reason}):")
     try:
         block = run_end_to_end(cfg, be, info.spec, clip, log=log)

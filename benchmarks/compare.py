@@ -153,7 +153,7 @@ def plain_loop(clip: Path, model: Path, backend: str, threads: int) -> int:
 
 
 def _us_run(clip: Path, model: Path, backend: str, threads: int, out: Path, **kw) -> int:
-    from edge.us.job import run_us_job
+    from edge.jobs.us import run_us_job
 
     res = run_us_job(str(clip), model, backend=backend, out_dir=out, threads=threads, progress=False,
                      log=lambda s: None, **kw)

@@ -2,7 +2,7 @@
 
 A synthetic lower-extremity study (``training.ct.phantom.make_study``, seed ``ct_seed``, 512 x 512, its own
 length: ~80-130 slices) is written as a DICOM series to a temp folder (not timed), then read back and run
-through ``edge.ct.pipeline.run_pipeline`` with the bundled detector (``edge/ct/assets/ctdet-k3.onnx``),
+through ``edge.ct.loop.run_slice_loop`` with the bundled detector (``edge/ct/assets/ctdet-k3.onnx``),
 exactly as ``dvt-edge ct scan`` does. Stages:
 
 * ``index``: scanning the folder's headers and sorting the series (once per study, before the first slice);
@@ -13,7 +13,7 @@ exactly as ``dvt-edge ct scan`` does. Stages:
 * ``preprocess``: window/resample/fit of the new slice and stacking the k-slice input (``detect.preprocess``);
 * ``infer``: the detector's Backend.infer (host arrays: synchronous);
 * ``decode``: heatmap peaks, boxes, NMS (``detect.decode``);
-* ``link``: the cross-slice linker (summary only: ``run_pipeline`` keeps no raw link samples).
+* ``link``: the cross-slice linker (summary only: ``run_slice_loop`` keeps no raw link samples).
 
 The backend is created and warmed up (``ct_warmup`` untimed queries) before the study starts. When the CT
 pipeline or its model is missing, the section is ``skipped`` with the reason.
@@ -75,7 +75,8 @@ def skipped(reason: str) -> dict:
 def run_ct(cfg: BenchConfig, tmp: Path, log=print) -> dict:
     try:
         from edge.backends import open_backend
-        from edge.ct.pipeline import ModelDetector, default_model_path, run_pipeline
+        from edge.ct.detector import ModelDetector, default_model_path
+        from edge.ct.loop import run_slice_loop
         from edge.ct.stream import iter_folder
         from edge.spec import load_spec
         from training.ct.phantom import make_study
@@ -108,7 +109,7 @@ def run_ct(cfg: BenchConfig, tmp: Path, log=print) -> dict:
     stream = TimedStream(iter_folder(folder))
     index_ms = (time.perf_counter() - t0) * 1e3
     try:
-        result = run_pipeline(stream, detector)
+        result = run_slice_loop(stream, detector)
     finally:
         backend.close()
     total_s = index_ms / 1e3 + result.timing["total_s"]

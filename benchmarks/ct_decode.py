@@ -14,7 +14,7 @@ bundled default model, the same threads as ``ct scan``), the series is run once 
 * ``w0`` / ``w1`` / ``w2`` / ``w3``: ``ct scan`` now (imagecodecs first for JPEG 2000), decode pool of 0 (inline),
   1, 2, 3 threads.
 
-``ct scan`` wall time = ``open_input`` (header pass) + ``run_pipeline`` (decode, detect, link), per slice;
+``ct scan`` wall time = ``open_input`` (header pass) + ``run_slice_loop`` (decode, detect, link), per slice;
 the model load and the interpreter start are once per process and not included. The 1-minute load average is
 recorded before each process. Ratios matter, not absolutes: the machine is shared.
 """
@@ -35,13 +35,14 @@ MODES = ("model", "before", "w0", "w1", "w2", "w3")
 
 def _one(mode: str, folder: Path, repeats: int) -> dict:
     from edge.ct import j2k
-    from edge.ct.job import open_input
-    from edge.ct.pipeline import open_model_detector, run_pipeline
+    from edge.ct.loop import run_slice_loop
     from edge.ct.stream import SliceStream
+    from edge.jobs.ct import DetectorOptions, open_input, open_model_detector
 
     if mode == "before":
         j2k._done = True  # never registered: pydicom's own plugin order, as before
-    detector, choice, path = open_model_detector(None, "auto")
+    handle = open_model_detector(DetectorOptions())
+    detector = handle.detector
     workers = {"before": 1, "w0": 0, "w1": 1, "w2": 2, "w3": 3}.get(mode)
     rows = []
     findings = None
@@ -52,18 +53,20 @@ def _one(mode: str, folder: Path, repeats: int) -> dict:
 
         if detector.backend.name.startswith("onnxruntime:CPU"):
             detector.backend.close()
-            detector.backend = OnnxRuntimeBackend(path, ["CPUExecutionProvider"], spinning=True)
+            from edge.ct.detector import default_model_path
+
+            detector.backend = OnnxRuntimeBackend(default_model_path(), ["CPUExecutionProvider"], spinning=True)
         stream, _ = open_input(folder, decode_workers=0)
         pre = list(stream)
     for rep in range(repeats + 1):  # rep 0: warm-up
         if mode == "model":
             t0 = time.perf_counter()
-            result = run_pipeline(SliceStream(iter(pre), presorted=True), detector)
+            result = run_slice_loop(SliceStream(iter(pre), presorted=True), detector)
             wall = time.perf_counter() - t0
         else:
             t0 = time.perf_counter()
             stream, _ = open_input(folder, decode_workers=workers)
-            result = run_pipeline(stream, detector)
+            result = run_slice_loop(stream, detector)
             wall = time.perf_counter() - t0
         n = result.slices
         infer = statistics.mean(detector.timing["infer"])
@@ -72,7 +75,7 @@ def _one(mode: str, folder: Path, repeats: int) -> dict:
         findings = [f.to_json() for f in result.findings]
     detector.backend.close()
     med = lambda key: round(statistics.median(r[key] for r in rows), 2)  # noqa: E731
-    return {"mode": mode, "slices": n, "model": path.name, "backend": detector.backend.name,
+    return {"mode": mode, "slices": n, "model": handle.model["file"], "backend": detector.backend.name,
             "threads": getattr(detector.backend, "threads", None),
             "wall_ms_per_slice": med("wall_ms_per_slice"), "infer_ms_per_slice": med("infer_ms"),
             "runs": rows, "findings": findings,

@@ -1,7 +1,7 @@
 """End-to-end latency: the whole bedside frame loop, from a paced source to the rendered overlay.
 
 The loop is the runtime's own: :class:`~benchmarks.sources.LoopedClipSource` (decode on the capture thread)
--> :class:`edge.stream.capture.CaptureThread` -> newest-frame slot (or a queue) ->
+-> :class:`edge.capture.thread.CaptureThread` -> newest-frame slot (or a queue) ->
 :meth:`edge.us.pipeline.UltrasoundPipeline.process` (preprocess, infer, postprocess, track, measure: the
 verdict update) -> :func:`edge.sinks.overlay.render_overlay` (the "render" stage, into a reused buffer).
 
@@ -29,10 +29,10 @@ import numpy as np
 from benchmarks.config import BenchConfig
 from benchmarks.sources import LoopedClipSource, SlowBackend
 from benchmarks.timing import rounded, summary
+from edge.capture.slot import BoundedFrameQueue, NewestFrameSlot
+from edge.capture.thread import CaptureThread
 from edge.sinks.history import CurveHistory
 from edge.sinks.overlay import render_overlay
-from edge.stream.capture import CaptureThread
-from edge.stream.slot import BoundedFrameQueue, NewestFrameSlot
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "track", "measure", "render")
@@ -58,7 +58,7 @@ def scenarios(cfg: BenchConfig) -> list[Scenario]:
     return out
 
 
-def _sink(policy: str):
+def _slot(policy: str):
     if policy == "newest-frame":
         return NewestFrameSlot()
     if policy == "lossless-fifo":
@@ -73,7 +73,7 @@ def run_scenario(sc: Scenario, backend, spec, clip: Path, warmup_s: float) -> di
     total_s = warmup_s + sc.seconds
     n = round(total_s * sc.fps) if sc.paced else None
     source = LoopedClipSource(clip, sc.fps, n_frames=n, paced=sc.paced)
-    capture = CaptureThread(source, sink=_sink(sc.policy), pace=sc.paced)
+    capture = CaptureThread(source, slot=_slot(sc.policy), pace=sc.paced)
     history, buf, rows = CurveHistory(), None, []
     backlog = 0
     try:
@@ -88,7 +88,7 @@ def run_scenario(sc: Scenario, backend, spec, clip: Path, warmup_s: float) -> di
             rows.append((frame.index, frame.t_capture, frame.meta["t_due"], t_got, res.t_done, t_shown,
                          frame.meta["decode_ms"], *(res.stage_ms[s] for s in STAGES[1:6]), render_ms))
             if t_shown >= source.t_start + total_s and (not sc.paced or sc.policy != "newest-frame"):
-                backlog = len(capture.sink)  # frames still waiting when the stream ended
+                backlog = len(capture.slot)  # frames still waiting when the stream ended
                 break
     finally:
         capture.stop()

@@ -11,7 +11,8 @@ video are left out on purpose: they do not depend on the session's length.
 Reports the median and mean per-frame cost of the first and the last ``--window`` frames, their ratio, the
 median per stage, and the 1-minute load average before and after. Because a shared machine drifts over
 minutes, the last window is also run interleaved, frame by frame, with a fresh pipeline's first window (same
-frames, same backend, same moments): that ratio is the one judged. Target (issue 14): within +-10%. Writes ``OUT.json`` and ``OUT.md`` when ``--out`` is given.
+frames, same backend, same moments): that ratio is the one judged. Target (issue 14): within +-10%. Writes ``OUT.json``
+and ``OUT.md`` when ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -34,21 +35,9 @@ FPS = 30.0
 
 def clip_frames(path: Path) -> list[np.ndarray]:
     """Every frame of ``path`` as 8-bit grey. ValueError when none decodes."""
-    import cv2
+    from edge.sources.testing import video_frames
 
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    finally:
-        cap.release()
-    if not frames:
-        raise ValueError(f"{path}: no frame could be decoded")
-    return frames
+    return video_frames(path, grey=True)
 
 
 def window_summary(costs_ms: list[float], window: int) -> dict:

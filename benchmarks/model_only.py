@@ -104,9 +104,10 @@ def fp16_artifact(model: Path, tmp: Path) -> Path:
 def prepare_backend(model: Path, requested: str, cfg: BenchConfig, x: np.ndarray, batch: int) -> Prepared:
     from edge.backends import open_backend
     from edge.errors import DvtEdgeError
+    from edge.us.int8_frames import calibration_inputs
 
     try:
-        be, choice = open_backend(model, requested, threads=cfg.threads)
+        be, choice = open_backend(model, requested, threads=cfg.threads, calibration=calibration_inputs)
     except DvtEdgeError as exc:
         raise Skip(str(exc)) from exc
     spec = be.inputs[0]

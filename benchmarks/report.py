@@ -11,7 +11,9 @@ import math
 import re
 from pathlib import Path
 
-DISCLAIMER = "Research software: not for diagnostic use. Phantom/demo data only; no patient data."
+from edge.notice import NOTICE
+
+DISCLAIMER = f"{NOTICE} Phantom/demo data only; no patient data."
 
 
 # ------------------------------------------------------------------------------------------------ targets
@@ -193,7 +195,7 @@ def _md_ct(ct: dict) -> list[str]:
         return ["## CT", "", f"Skipped: {ct['reason']}", ""]
     st = ct["study"]
     text = (f"Phantom study seed {st['seed']}: {ct['slices']} slices {st['size']}x{st['size']} "
-            f"({st['thickness_mm']} mm) as DICOM, through `run_pipeline` on `{ct['backend']}`: "
+            f"({st['thickness_mm']} mm) as DICOM, through `run_slice_loop` on `{ct['backend']}`: "
             f"**{ct['slices_per_s_with_index']} slices/s** including the header scan "
             f"({ct['slices_per_s']} slices/s after it); {ct['findings']} findings. `read` is the wait for the next "
             "slice (the reader decodes ahead on its own thread); `read_decode` is the reader's full cost per "

@@ -3,7 +3,7 @@
 :class:`LoopedClipSource` emulates a live probe at any frame rate from the demo clip: it decodes the clip
 with OpenCV on the capture thread (so decode cost is real and overlaps inference, as in the runtime), loops
 it for as many frames as asked, and releases frame ``i`` at ``t0 + i / fps`` (an absolute schedule: a late
-frame does not push the later ones back). ``paced=True`` makes :func:`edge.stream.capture.choose_sink` give
+frame does not push the later ones back). ``paced=True`` makes :func:`edge.capture.thread.choose_slot` give
 it the newest-frame slot, exactly like ``open_source(clip, pace=True)``; ``paced=False`` plays it as fast as
 decoding allows (the lossless bounded queue).
 

@@ -6,7 +6,7 @@ returns host numpy arrays (ONNX Runtime copies outputs to the host before ``run`
 synchronises its CUDA stream before returning), and the PyTorch runner calls ``torch.cuda.synchronize()`` and
 copies to the host on CUDA, so a wall-clock pair around the call is a device-synchronised timing.
 
-Percentiles come from :mod:`edge.sinks.stats` (the same helper the bedside JSON report uses).
+Percentiles come from :mod:`edge.stats` (the same helper the bedside JSON report uses).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from benchmarks.config import Budget
-from edge.sinks.stats import summarize
+from edge.stats import summarize
 
 QS = (50, 90, 99)
 

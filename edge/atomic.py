@@ -1,7 +1,8 @@
 """Atomic output files: every file is written under a temporary name in its own folder and renamed into
 place when complete, so a reader (or the next run) never sees half a file under the final name.
 
-    write_bytes_atomic(path, data)                 # small files: JSON, PNG bytes
+    write_json(path, data)                         # a JSON report (the one JSON writer of edge/)
+    write_bytes_atomic(path, data)                 # small files: PNG bytes
     with atomic_path(path) as tmp:                 # writers that need a file name (cv2.VideoWriter)
         ...write tmp...                            # renamed to path on success, removed on an exception
 
@@ -12,10 +13,11 @@ hidden ``.part`` file, never a truncated file under the final name.
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from edge.errors import OutputError
 
@@ -64,3 +66,31 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, what: str = "the fi
 
 def write_text_atomic(path: str | os.PathLike, text: str, what: str = "the file") -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"), what)
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON stand-in for what ``json`` cannot write: numpy scalars and arrays, sets and tuples, else str()."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)  # Path, enums, anything else a config may hold
+
+
+def write_json(path: str | os.PathLike, data: Any, *, indent: int = 1, parents: bool = False,
+               what: str = "the report") -> Path:
+    """Write ``data`` as JSON (``indent``, a final newline) to ``path`` atomically: a reader never sees half
+    a file. Numpy values, sets and paths are converted (``_jsonable``); NaN/infinity are refused, because
+    they are not JSON: OutputError names the path and ``what`` it is. ``parents``: create missing folders."""
+    path = Path(path)
+    try:
+        text = json.dumps(data, indent=indent, default=_jsonable, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise OutputError(f"{path}: cannot write {what}: {exc}") from exc
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, text, what)

@@ -7,7 +7,8 @@ benchmark code (``export``, ``train``, ``bench``) live in their own packages and
 Plug-ins are registered lazily: only the command being run calls its ``register`` (which may import
 torch); every other plug-in gets a placeholder line in ``--help`` (its module's ``HELP`` string, else
 :data:`_PLUGIN_HELP`) and is checked for its requirements (its module's ``REQUIRES``, else
-:data:`_PLUGIN_REQUIRES`: top-level module names, looked up with ``find_spec``, never imported). So ``dvt-edge --help`` and ``dvt-edge us run`` never import torch, even with the training
+:data:`_PLUGIN_REQUIRES`: top-level module names, looked up with ``find_spec``, never imported). So ``dvt-edge --help``
+and ``dvt-edge us run`` never import torch, even with the training
 extra installed (it cost ~3 s at every start).
 
 Every user-caused failure is a DvtEdgeError: printed as one line ``dvt-edge: error: ...`` with a non-zero
@@ -26,21 +27,15 @@ from importlib.metadata import entry_points
 from typing import Callable, Sequence
 
 from edge.errors import DvtEdgeError, Terminated
+from edge.notice import NOTICE
 
 Registrar = Callable[[argparse._SubParsersAction], None]
 
 
 def _builtin_registrars() -> list[Registrar]:
-    from edge.commands import demo, doctor, ui, us
+    from edge.commands import ct, demo, doctor, ui, us
 
-    registrars: list[Registrar] = [demo.register, us.register, doctor.register, ui.register]
-    try:
-        from edge.ct import cli as ct_cli
-    except ImportError:  # the CT job is optional until its module lands
-        ct_cli = None
-    if ct_cli is not None:
-        registrars.append(ct_cli.register)
-    return registrars
+    return [demo.register, us.register, doctor.register, ui.register, ct.register]
 
 
 def _plugin_registrars() -> list[tuple[str, Registrar | Exception]]:
@@ -102,8 +97,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     command = _command_of(argv)
     parser = argparse.ArgumentParser(
         prog="dvt-edge",
-        description="Real-time DVT inference: compression ultrasound and CT venography. "
-        "Research software: not for diagnostic use.",
+        description="Real-time DVT inference: compression ultrasound and CT venography. " + NOTICE,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -22,11 +22,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         return 0
 
     us.set_defaults(func=_us)
+    _register_ct(esub)
     _register_fp16(esub)
     _register_engine(esub)
     from export.triton import register_triton  # Triton model repository
 
     register_triton(esub)
+
+
+def _register_ct(esub: argparse._SubParsersAction) -> None:
+    p = esub.add_parser("ct-onnx", help="export a CT detector saved by 'python -m training.ct.train' to ONNX, spec "
+                                        "and card (train and export in one: python -m export.ct_model train ...)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="ctdet-k{k}.pt from python -m training.ct.train")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="its train_summary.json (default: ctdet-k{k}.train_summary.json beside the weights)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
+
+    def run(a: argparse.Namespace) -> int:
+        from export.ct_model import export_checkpoint
+
+        export_checkpoint(a.checkpoint, a.summary, a.out)
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def _register_fp16(esub: argparse._SubParsersAction) -> None:
@@ -63,8 +81,9 @@ def _fp16_tools():
     from edge.errors import DvtEdgeError
 
     try:
-        from export.fp16 import convert_fp16, fp16_sibling
         import onnxconverter_common  # noqa: F401 - checked here so the message comes before any work
+
+        from export.fp16 import convert_fp16, fp16_sibling
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
         raise DvtEdgeError(f"'dvt-edge export fp16' needs the [export] extra (onnx, onnxconverter-common), "
@@ -102,7 +121,7 @@ def _register_engine(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace limit (MiB)")
 
     def run(a: argparse.Namespace) -> int:
-        from edge.backends.trt_cache import EngineCache
+        from edge.backends.tensorrt.cache import EngineCache
         from export.tensorrt.aot import build_engine, describe
 
         cache = EngineCache(a.cache) if a.cache else EngineCache()

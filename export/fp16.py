@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 
 from edge.backends.base import Backend
-from edge.backends.trt_engine import fp16_is_current, fp16_sibling, sha256_file
+from edge.backends.tensorrt.engine import fp16_is_current, fp16_sibling, sha256_file
 from edge.errors import ModelError
 from edge.spec import ModelSpec, load_spec, save_spec
 from export.parity import SegParity, segmentation_parity
@@ -47,7 +47,7 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path | None = None) -> M
     """Write ``<name>.fp16.onnx`` (or ``out_path``) and its spec beside it; returns the FP16 spec.
 
     The spec keeps the FP32 IO (float32) and adds ``precision: fp16``, ``derived_from`` (the FP32 file and
-    sha256: a stale FP16 model is detected by :func:`edge.backends.trt_engine.fp16_is_current`),
+    sha256: a stale FP16 model is detected by :func:`edge.backends.tensorrt.engine.fp16_is_current`),
     ``artifact`` and ``fp16`` (converter version, ops kept in FP32)."""
     fp32_path = Path(fp32_path)
     out = Path(out_path) if out_path else fp16_sibling(fp32_path)

@@ -87,7 +87,7 @@ def config_pbtxt(name: str, spec, *, max_batch_size: int, preferred: list[int], 
         return f'  {{\n    name: "{t.name}"\n    data_type: {_TRITON_TYPES[t.dtype]}\n    dims: [ {dims} ]\n  }}'
 
     return "\n".join([
-        f"# written by dvt-edge export triton; research software, not for diagnostic use",
+        "# written by dvt-edge export triton; research software, not for diagnostic use",
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {max_batch_size}",
@@ -136,7 +136,7 @@ def export_repository(out: Path, models: list[Path], *, max_batch_size: int = 8,
 
 def default_models() -> list[Path]:
     from edge.assets import us_model
-    from edge.ct.pipeline import default_model_path as ct_default
+    from edge.ct.detector import default_model_path as ct_default
 
     return [Path(us_model()), Path(ct_default())]
 

@@ -120,7 +120,8 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
         f"{summary.get('crop', 128)}x{summary.get('crop', 128)} crops, {summary['threads']} CPU threads, torch {summary['torch']}. "
         "Stages (each starts from the previous one's best weights):",
         "",
-        *[f"{i + 1}. {st['epochs_run']} of {st.get('epochs', st['epochs_run'])} epochs, {st['phantom_frames']} phantom frames (seed {st['seed']}), real images x"
+        *[f"{i + 1}. {st['epochs_run']} of {st.get('epochs', st['epochs_run'])} epochs, "
+          f"{st['phantom_frames']} phantom frames (seed {st['seed']}), real images x"
           f"{st['real_repeat']}, LR {st['lr']}, {st['train_minutes']} min: `{stage_command(st)}`"
           for i, st in enumerate(stages or [summary])],
         "",

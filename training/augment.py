@@ -41,7 +41,8 @@ def scanner(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Scanner and preset differences on a batch in [0, 1] (labels unchanged):
     resolution (down- and up-sampling) and blur, coarser speckle (multiplicative low-pass noise),
     time-gain compensation (a smooth random gain along depth), lateral gain (contact, shadowing), edge
-    enhancement, contrast, dynamic range / gamma, overall gain, additive noise. Each is applied to a random part of the batch so clean inputs are kept too."""
+    enhancement, contrast, dynamic range / gamma, overall gain, additive noise. Each is applied to a random
+    part of the batch so clean inputs are kept too."""
     n, _, h, w = images.shape
     out = images
     pick = lambda p: (torch.rand(n, generator=gen) < p).view(n, 1, 1, 1).float()  # noqa: E731

@@ -23,6 +23,7 @@ from edge.sources.base import Frame
 from edge.spec import load_spec
 from edge.us.pipeline import UltrasoundPipeline, UsConfig
 from edge.us.preprocess import crop_resize_mask
+from edge.us.types import VerdictKind
 from training.phantoms.us_clip import PhantomClip, evaluation_set
 
 
@@ -55,7 +56,7 @@ def summarise(rows: list[dict]) -> dict:
     confusion = Counter(f"{r['expected']} -> {r['verdict']}" for r in rows)
     return {
         "clips": n, "correct": correct, "accuracy": correct / n if n else None,
-        "dvt_called_compressible": sum(r["dvt"] and r["verdict"] == "compressible" for r in rows),
+        "dvt_called_compressible": sum(r["dvt"] and r["verdict"] == VerdictKind.COMPRESSIBLE for r in rows),
         "confusion": dict(sorted(confusion.items())),
         "mean_abs_compressibility_error": float(np.mean([
             abs(r["compressibility"] - r["true_compressibility"]) for r in rows if r["compressibility"] is not None])),

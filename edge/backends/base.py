@@ -8,11 +8,17 @@ the next ``infer`` call.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from edge.spec import TensorSpec
+
+# Model inputs to quantize a model on, given its path: a backend that quantizes (openvino-int8) gets them from the
+# caller, which knows the imaging domain (ultrasound: edge.us.int8_frames.calibration_inputs).
+Calibration = Callable[[Path], Iterable[np.ndarray]]
 
 
 @runtime_checkable

@@ -9,7 +9,9 @@ Both need the optional extra: ``pip install 'dvt-edge[openvino]'`` (openvino; nn
 2-core development CPU, ONNX Runtime INT8 was slower than FP32, while OpenVINO INT8 took ~0.7x the time of
 ONNX Runtime FP32 with mask Dice >= 0.99 (README, "Latency"; ``dvt-edge bench --only compare``).
 
-Calibration set (:func:`calibration_inputs`): frames of the two bundled phantom compression clips (normal and
+Calibration set: passed in by the caller as a callable ``calibration(model) -> model inputs`` (a backend knows
+no imaging domain, so it never preprocesses frames itself). The ultrasound commands pass
+:func:`edge.us.int8_frames.calibration_inputs`: frames of the two bundled phantom compression clips (normal and
 DVT, every 4th frame: 58 frames), preprocessed exactly as the frame loop does. They are synthetic, real-looking
 B-mode screens with scanner chrome, vessels at rest and compressed; pass ``frames`` for a site's own clips.
 """
@@ -24,6 +26,7 @@ from typing import Iterable
 
 import numpy as np
 
+from edge.backends.base import Calibration
 from edge.errors import BackendError, ModelError
 from edge.spec import TensorSpec
 
@@ -57,51 +60,22 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def calibration_inputs(model: Path, every: int = 4) -> list[np.ndarray]:
-    """Model inputs (1, 1, H, W) float32 from the bundled demo clips, preprocessed as the frame loop does."""
-    import cv2
-
-    from edge.assets import DEMO_CLIPS, asset
-    from edge.spec import load_spec
-    from edge.us.preprocess import Preprocessor
-
-    spec = load_spec(model)
-    out = []
-    for name in sorted(DEMO_CLIPS):
-        cap = cv2.VideoCapture(str(asset(DEMO_CLIPS[name])))
-        pre = Preprocessor(spec)
-        i = 0
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                if i % every == 0:
-                    x, _ = pre(frame)
-                    out.append(x.copy())
-                i += 1
-        finally:
-            cap.release()
-    if not out:
-        raise ModelError("no calibration frames could be read from the bundled demo clips")
-    return out
-
-
 def int8_path(model: Path, cache_dir: Path | None = None) -> Path:
     """Where the INT8 IR of ``model`` is cached: keyed by the ONNX file's content."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return cache / f"{model.stem}-{_sha256(model)[:12]}-int8.xml"
 
 
-def build_int8(model: Path, out_xml: Path, frames: Iterable[np.ndarray] | None = None) -> Path:
-    """Quantize ``model`` (ONNX) to INT8 with NNCF post-training quantization and save the IR to ``out_xml``
-    (written under a temporary name, then renamed: a crash never leaves half an IR under the final name)."""
+def build_int8(model: Path, out_xml: Path, frames: Iterable[np.ndarray]) -> Path:
+    """Quantize ``model`` (ONNX) to INT8 with NNCF post-training quantization on ``frames`` (model inputs) and save
+    the IR to ``out_xml`` (written under a temporary name, then renamed: a crash never leaves half an IR under the
+    final name)."""
     ov = _import_openvino()
     try:
         import nncf
     except ImportError as exc:
         raise BackendError(f"backend 'openvino-int8' needs NNCF to quantize {model.name}: {INSTALL}") from exc
-    data = list(frames) if frames is not None else calibration_inputs(model)
+    data = list(frames)
     core = ov.Core()
     try:
         fp32 = core.read_model(str(model))
@@ -172,8 +146,9 @@ class OpenVinoBackend:
 
 
 def open_openvino_backend(model: Path, threads: int | None = None, precision: str = "fp32",
-                          cache_dir: Path | None = None) -> OpenVinoBackend:
-    """FP32: compile the ONNX model. INT8: compile the cached INT8 IR, building it first when missing."""
+                          cache_dir: Path | None = None, calibration: Calibration | None = None) -> OpenVinoBackend:
+    """FP32: compile the ONNX model. INT8: compile the cached INT8 IR, building it first when missing from the
+    inputs ``calibration(model)`` gives (BackendError when it is needed and None)."""
     model = Path(model)
     if precision not in PRECISIONS:
         raise BackendError(f"OpenVINO precision '{precision}': choose one of {', '.join(PRECISIONS)}")
@@ -189,7 +164,10 @@ def open_openvino_backend(model: Path, threads: int | None = None, precision: st
                            f"quantize a '{task}' model; use --backend openvino (FP32) for it")
     xml = int8_path(model, cache_dir)
     if not xml.is_file() or not xml.with_suffix(".bin").is_file():
-        log.warning("openvino-int8: quantizing %s with NNCF on the bundled calibration frames (once; cached as %s)",
+        if calibration is None:
+            raise BackendError(f"{model.name}: backend 'openvino-int8' has no INT8 model cached ({xml}) and was given "
+                               "no calibration frames to quantize it on")
+        log.warning("openvino-int8: quantizing %s with NNCF on the calibration frames (once; cached as %s)",
                     model.name, xml)
-        build_int8(model, xml)
+        build_int8(model, xml, calibration(model))
     return OpenVinoBackend(xml, threads, "int8", source=model)

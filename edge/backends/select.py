@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edge.backends.base import Backend
-from edge.backends.cuda_mem import available_bindings
+from edge.backends.base import Backend, Calibration
+from edge.backends.tensorrt.cuda_mem import available_bindings  # find_spec only, like the flavour probe
+from edge.backends.tensorrt.flavour import tensorrt_flavour
 from edge.errors import BackendError
 from edge.gpu import probe_gpu
 
@@ -33,14 +34,6 @@ def _ort_providers() -> list[str]:
     except ImportError:
         return []
     return list(ort.get_available_providers())
-
-
-def tensorrt_flavour() -> str | None:
-    """"tensorrt" or "tensorrt_rtx" when that Python package is importable (not imported here), else None."""
-    for mod in ("tensorrt", "tensorrt_rtx"):
-        if importlib.util.find_spec(mod) is not None:
-            return mod
-    return None
 
 
 def choose_backend(requested: str = "auto") -> Choice:
@@ -125,7 +118,7 @@ def _open_ort_cuda(model: Path, threads: int | None) -> Backend:
 
 def _open_tensorrt(model: Path, threads: int | None) -> Backend:
     try:
-        from edge.backends.tensorrt import open_tensorrt_backend
+        from edge.backends.tensorrt.runner import open_tensorrt_backend
     except ImportError as exc:
         raise BackendError(f"the TensorRT backend cannot be loaded: {exc}") from exc
     return open_tensorrt_backend(model)
@@ -143,10 +136,10 @@ def _open_openvino(model: Path, threads: int | None) -> Backend:
     return open_openvino_backend(model, threads, "fp32")
 
 
-def _open_openvino_int8(model: Path, threads: int | None) -> Backend:
+def _open_openvino_int8(model: Path, threads: int | None, calibration: Calibration | None = None) -> Backend:
     from edge.backends.openvino import open_openvino_backend
 
-    return open_openvino_backend(model, threads, "int8")
+    return open_openvino_backend(model, threads, "int8", calibration=calibration)
 
 
 OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
@@ -159,7 +152,14 @@ OPENERS: dict[str, Callable[[Path, int | None], Backend]] = {
 }
 
 
-def open_backend(model: str | Path, requested: str = "auto", threads: int | None = None) -> tuple[Backend, Choice]:
-    """Create the backend for ``model`` (an ``.onnx`` path; TensorRT builds or reuses a cached engine)."""
+def open_backend(model: str | Path, requested: str = "auto", threads: int | None = None,
+                 calibration: Calibration | None = None) -> tuple[Backend, Choice]:
+    """Create the backend for ``model`` (an ``.onnx`` path; TensorRT builds or reuses a cached engine).
+
+    calibration: model inputs to quantize on, for ``openvino-int8`` when its INT8 model is not cached yet (the
+    ultrasound commands pass :func:`edge.us.int8_frames.calibration_inputs`); ignored by the other backends.
+    """
     choice = choose_backend(requested)
+    if choice.name == "openvino-int8":
+        return _open_openvino_int8(Path(model), threads, calibration), choice
     return OPENERS[choice.name](Path(model), threads), choice

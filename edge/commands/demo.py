@@ -7,8 +7,9 @@ from pathlib import Path
 
 from edge.assets import DEMO_CLIPS, asset, us_model
 from edge.backends.select import BACKEND_NAMES
-from edge.commands.us import DISCLAIMER, print_verdict
-from edge.us.job import run_us_job
+from edge.commands.us import print_verdict
+from edge.jobs.us import run_us_job
+from edge.notice import NOTICE
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
                          pace=args.pace, threads=args.threads)
         print_verdict(res.report)
         print(f"video: {res.video}\ncurve: {res.curve}\nreport: {res.json}")
-    print(f"\n{DISCLAIMER}")
+    print(f"\n{NOTICE}")
     return 0
 
 

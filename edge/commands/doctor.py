@@ -8,10 +8,11 @@ import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from edge.backends.cuda_mem import available_bindings
 from edge.backends.ort_install import INSTALL_HINT, duplicate_warning, installed_ort
-from edge.backends.select import choose_backend, tensorrt_flavour
-from edge.backends.trt_cache import default_cache_dir
+from edge.backends.select import choose_backend
+from edge.backends.tensorrt.cache import default_cache_dir
+from edge.backends.tensorrt.cuda_mem import available_bindings
+from edge.backends.tensorrt.flavour import tensorrt_flavour
 from edge.errors import DvtEdgeError
 from edge.gpu import probe_gpu
 

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from edge.backends.select import BACKEND_NAMES
+from edge.notice import NOTICE
 
 
 def run(args: argparse.Namespace) -> int:
     from edge.ui.app import launch, require_gradio
-    from edge.ui.service import DISCLAIMER, UiService
+    from edge.ui.service import UiService
 
     require_gradio()  # say what to install before making any folder
     service = UiService(us_model=args.model, ct_model=args.ct_model, backend=args.backend, threads=args.threads,
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: the UI has no login; anyone who can reach this port can use it")
     print(f"DVT Edge UI on http://{'localhost' if args.host == '127.0.0.1' else args.host}:{args.port} "
-          f"(Ctrl+C stops it); outputs under {service.workdir} - {DISCLAIMER}", flush=True)
+          f"(Ctrl+C stops it); outputs under {service.workdir} - {NOTICE}", flush=True)
     try:
         launch(service, host=args.host, port=args.port, block=True)
     finally:
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", help="web front end for both jobs (needs: pip install 'dvt-edge[ui]')",
-                       description="Serve the DVT Edge web UI (Gradio). Research software: not for diagnostic use.")
+                       description="Serve the DVT Edge web UI (Gradio). " + NOTICE)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
     p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
     p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default auto)")

@@ -11,22 +11,22 @@ import numpy as np
 
 from edge.argtypes import positive_int
 from edge.assets import us_model
-from edge.backends.select import BACKEND_NAMES, open_backend
 from edge.atomic import write_bytes_atomic
+from edge.backends.select import BACKEND_NAMES, open_backend
 from edge.errors import ConfigError, InputError, OutputError
+from edge.jobs.us import check_crop, run_us_job
+from edge.notice import NOTICE
 from edge.sinks.report import processing_ms
 from edge.spec import load_spec
-from edge.us.job import check_crop, run_us_job
+from edge.us.int8_frames import calibration_inputs
 from edge.us.pipeline import UsConfig
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor, find_image_region, to_grey
 
-DISCLAIMER = "Research software. Not for diagnostic use."
-
 
 def _mm_per_px(text: str) -> str:
     """argparse type of --mm-per-px: checked by the parser (one line), parsed again by the job."""
-    from edge.us.calibration import parse_mm_per_px
+    from edge.sources.calibration import parse_mm_per_px
 
     try:
         parse_mm_per_px(text)
@@ -52,7 +52,7 @@ def print_verdict(report: dict, label: str = "") -> None:
     comp_s = "n/a" if comp is None else f"{comp:.0%}"
     lat = report["latency_ms"]
     print(f"{label}verdict: {report['verdict'].upper()}  (compressibility {comp_s}; {report['reason']})")
-    from edge.us.calibration import areas_line
+    from edge.sources.calibration import areas_line
 
     print(f"{label}{areas_line(report)}")
     cfg = report.get("config", {})
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and json_path is None:
         out = Path("dvt-edge-out")
-    from edge.us.calibration import parse_mm_per_px
+    from edge.sources.calibration import parse_mm_per_px
 
     dest, header, sr_path = _sr_setup(args, out, json_path)
     if sr_path is not None:
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     sr_code = 0
     if sr_path is not None and res.report is not None:
         sr_code = _write_and_send_sr(res.report, header, sr_path, dest, args.ae_title)
-    print(DISCLAIMER)
+    print(NOTICE)
     if res.report is not None and not res.report.get("complete", True):
         # the outputs are written, but a truncated input must not pass as a finished run in a script
         print("dvt-edge: error: the input ended early (see the warning above); the report says complete: false",
@@ -190,7 +190,7 @@ def segment(args: argparse.Namespace) -> int:
         greys.append(grey)
     model = args.model or us_model()
     spec = load_spec(model)
-    backend, choice = open_backend(model, args.backend, threads=args.threads)
+    backend, choice = open_backend(model, args.backend, threads=args.threads, calibration=calibration_inputs)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -210,7 +210,7 @@ def segment(args: argparse.Namespace) -> int:
         write_bytes_atomic(dest, buf.tobytes(), "the label image")
         counts = np.bincount(full.ravel(), minlength=3)
         print(f"{path} -> {dest}  (artery {counts[1]} px, vein {counts[2]} px)")
-    print(f"backend: {choice.name}. {DISCLAIMER}")
+    print(f"backend: {choice.name}. {NOTICE}")
     return 0
 
 

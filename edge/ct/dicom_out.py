@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.ct.report import NOTICE, render_key_image
+from edge.ct.report import render_key_image
+
 # shared with the ultrasound SR (edge.us.dicom_out); complete_header is re-exported: callers import it from here
 from edge.dicom_sr import MANUFACTURER, PRIVATE, complete_header  # noqa: F401
 from edge.dicom_sr import code as _code
+from edge.notice import NOTICE
 
 SR_SERIES_NUMBER = 9901
 SC_SERIES_NUMBER = 9902
@@ -79,7 +81,7 @@ class DicomResults:
 
 
 def build_sr(result, header, sop_uids: list[str], model: dict | None = None):
-    """The SR dataset of ``result`` (edge.ct.pipeline.ScanResult) for the series whose first header is
+    """The SR dataset of ``result`` (edge.ct.loop.ScanResult) for the series whose first header is
     ``header``; ``sop_uids[i]`` is the SOP instance UID of position index i."""
     import highdicom as hd
     from pydicom.sr.codedict import codes

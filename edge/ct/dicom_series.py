@@ -42,6 +42,7 @@ import numpy as np
 
 from edge.ct import j2k as _j2k
 from edge.ct.types import CTSlice
+from edge.dicom_codecs import decodability, is_compressed, transfer_syntax
 from edge.errors import InputError
 
 GAP_FACTOR = 1.5  # a neighbour spacing above 1.5 x the median is a missing slice (brief of issue 4)
@@ -196,9 +197,7 @@ def header_from_dataset(ds, path: Path | str) -> SliceHeader:
     if not sop and getattr(ds, "file_meta", None) is not None:  # anonymisers sometimes blank the dataset copy
         sop = str(ds.file_meta.get("MediaStorageSOPInstanceUID", "") or "")
     inst = ds.get("InstanceNumber")
-    ts = ""
-    if getattr(ds, "file_meta", None) is not None:
-        ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+    ts = str(transfer_syntax(ds) or "")
     return SliceHeader(
         path=Path(path), series_uid=str(ds.get("SeriesInstanceUID", "") or ""), sop_uid=sop,
         instance_number=int(inst) if inst not in (None, "") else None,
@@ -265,8 +264,7 @@ def check_complete(ds, where: str) -> None:
     if "PixelData" not in ds:
         raise InputError(f"{where}: truncated DICOM file (it ends before its complete pixel data); copy the "
                          "file again from the source, or move it out of the folder")
-    ts = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
-    if ts is None or not ts.is_compressed:
+    if not is_compressed(transfer_syntax(ds)):
         need = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * int(ds.get("BitsAllocated", 16)) // 8
         need *= int(ds.get("SamplesPerPixel", 1) or 1)
         if len(ds.PixelData) < need:
@@ -291,19 +289,16 @@ def dataset_hu(ds, where: str) -> np.ndarray:
     """HU of a fully parsed dataset: stored values x RescaleSlope + RescaleIntercept, float32 (rows, cols)."""
     if "PixelData" not in ds:
         raise InputError(f"{where}: no pixel data (truncated file, or not an image)")
-    ts = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
-    if ts is not None and ts.is_compressed:
-        from pydicom.pixels import get_decoder
-
+    ts = transfer_syntax(ds)
+    if is_compressed(ts):
         if not _j2k.registered():
             _j2k.register()  # imagecodecs first for JPEG 2000 when installed (edge/ct/j2k.py); once
 
-        try:
-            decoder = get_decoder(ts)
-        except NotImplementedError as exc:
-            raise InputError(f"{where}: transfer syntax {ts.name} ({ts}) is not supported by pydicom") from exc
-        if not decoder.is_available:
-            need = "; ".join(decoder.missing_dependencies) or "a pixel data plugin"
+        d = decodability(ts)
+        if not d.known:
+            raise InputError(f"{where}: transfer syntax {ts.name} ({ts}) is not supported by pydicom")
+        if not d.ok:
+            need = "; ".join(d.options) or "a pixel data plugin"
             raise InputError(
                 f"{where}: no decoder for {ts.name} ({ts}) installed: install one of [{need}] "
                 "(for JPEG 2000: pip install pylibjpeg pylibjpeg-openjpeg)"

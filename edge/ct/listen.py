@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from edge.dicom_codecs import supported_transfer_syntaxes
 from edge.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -105,30 +106,6 @@ class ListenConfig:
             if not v > 0:
                 raise ConfigError(f"{name} {v}: must be > 0 seconds")
         return self
-
-
-def supported_transfer_syntaxes() -> tuple[list[str], list[str]]:
-    """(offered, not offered with the reason): uncompressed always; compressed when decodable here."""
-    from pydicom import uid
-    from pydicom.pixels import get_decoder
-
-    native = [uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
-              uid.ExplicitVRBigEndian]
-    compressed = [uid.JPEG2000Lossless, uid.JPEG2000, uid.JPEGLosslessSV1, uid.JPEGLossless, uid.JPEGLSLossless,
-                  uid.JPEGLSNearLossless, uid.RLELossless, uid.JPEGExtended12Bit]
-    offered, missing = list(native), []
-    for ts in compressed:
-        try:
-            dec = get_decoder(ts)
-            ok = dec.is_available
-            why = "; ".join(dec.missing_dependencies) if not ok else ""
-        except NotImplementedError:
-            ok, why = False, "not supported by pydicom"
-        if ok:
-            offered.append(ts)
-        else:
-            missing.append(f"{ts.name} (install one of: {why})")
-    return offered, missing
 
 
 # objects that come along in a whole-study push: accepted (so the push does not fail), then left out by the rules

@@ -33,7 +33,7 @@ encodes the radiological sign itself, in HU, so it does not depend on how a scen
    ``fusion``: a mean, where either may carry a candidate, or a geometric gate, where both must) and keeps
    candidates >= ``score_threshold`` as detections on the detector's scale.
 
-``edge.ct.pipeline.ModelDetector`` runs the stage when the model spec's ``extra["lumen"]`` block is enabled (or
+``edge.ct.detector.ModelDetector`` runs the stage when the model spec's ``extra["lumen"]`` block is enabled (or
 ``ct scan --lumen on``). Every threshold not fixed by physics is chosen on VALIDATION data only (first-renderer
 phantoms and aorta lesion/clean pairs, ``training.ct.lumen_calibrate``); the block's values override these
 defaults. Boxes are [x0, y0, x1, y1] original pixels, x1/y1 exclusive, like every detection.

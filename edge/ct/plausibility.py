@@ -9,7 +9,8 @@ Features of a candidate (:func:`features`):
 - ``core_hu``: median HU of the box's central region (the box shrunk by a quarter on each side, >= 1 pixel):
   the would-be clot.
 - ``ring``: the pixels within ``ring_mm`` outside the box (the would-be vein lumen / wall and its neighbours).
-  ``bone_frac`` = fraction of ring pixels >= ``bone_hu``; ``ring_p98`` = 98th percentile HU of the ring (the lumen or the enhancing rim, even when thin).
+  ``bone_frac`` = fraction of ring pixels >= ``bone_hu``; ``ring_p98`` = 98th percentile HU of the ring (the lumen or
+  the enhancing rim, even when thin).
 
 Rules (:func:`judge_candidate`), each with its basis:
 1. bone ring: ``bone_frac > max_bone_frac`` rejects. Cortical bone is 500-2000 HU; venous contrast in a CT
@@ -23,7 +24,7 @@ Rules (:func:`judge_candidate`), each with its basis:
    homogeneous soft tissue (liver, muscle, bowel wall) is not one.
 
 The numeric thresholds that are not fixed by physics (``max_bone_frac``, the HU limits' margins and
-``min_contrast_hu``) are chosen on PHANTOM VALIDATION studies (``training.ct.plausibility``) so that the
+``min_contrast_hu``) are chosen on PHANTOM VALIDATION studies (``training.ct.plausibility_fit``) so that the
 ground-truth thrombus boxes keep passing (lesion-level sensitivity preserved); the chosen values and the
 command live in the model spec (``extra["plausibility"]``) and its card. Defaults below are those values'
 fallback for a spec without the block.

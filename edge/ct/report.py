@@ -7,17 +7,16 @@ the research-use notice.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge.ct.pipeline import ScanResult
+from edge.ct.loop import ScanResult
 from edge.ct.types import Finding
+from edge.notice import NOTICE
 
-NOTICE = "Research software: not for diagnostic use."
 SCHEMA = "dvt-edge/ct-scan@1"
 _UID = re.compile(r"(?<!\d)\d+(?:\.\d+){4,}(?!\d)")  # a DICOM UID (e.g. a PACS export named by SOP UID)
 
@@ -70,14 +69,6 @@ def build_report(result: ScanResult, *, input_kind: str, backend: dict | None, m
         "timing": result.timing,
         "key_images": key_images or [],
     }
-
-
-def write_json(report: dict, path: str | Path) -> Path:
-    from edge.atomic import write_text_atomic
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(path, json.dumps(report, indent=2) + "\n", "the report")  # temp name + rename
 
 
 def render_key_image(img: np.ndarray, f: Finding, number: int) -> np.ndarray:

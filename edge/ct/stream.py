@@ -10,7 +10,7 @@ the buffer; slices are then released in that direction. A slice that arrives aft
 along has already been released ("late", more than the window out of order) cannot be inserted without
 renumbering what has been processed: it is dropped with a warning that says to re-run ``ct scan`` on the
 stored folder, which sorts the whole series. For direction -1, stream index i is position index
-``count-1-i``; :mod:`edge.ct.pipeline` maps findings back at the end so every report uses position order.
+``count-1-i``; :mod:`edge.ct.loop` maps findings back at the end so every report uses position order.
 
 Per-file problems in a live stream (non-DICOM, truncated, non-CT, another series, a different pixel grid,
 a duplicate position) skip that file with a warning rather than abort: the study keeps going and the
@@ -28,7 +28,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge.ct.dicom_series import (
-    DEFAULT_DECODE_WORKERS, GAP_FACTOR, CTSeries, check_complete, check_decode_workers, dataset_hu, header_from_dataset, not_ct_reason, scan_series,
+    DEFAULT_DECODE_WORKERS,
+    GAP_FACTOR,
+    CTSeries,
+    check_complete,
+    check_decode_workers,
+    dataset_hu,
+    header_from_dataset,
+    not_ct_reason,
+    scan_series,
     short_uid,
 )
 from edge.ct.types import CTSlice

@@ -111,7 +111,7 @@ def write_series(folder: Path, n: int = 12, *, z0: float = -100.0, dz: float = 3
 class ThresholdDetector:
     """A deterministic stand-in for the model: one box per connected region with lo <= HU <= hi on the centre slice.
 
-    Implements :class:`edge.ct.pipeline.SliceDetector`. score = min(0.99, 0.5 + area/200) so it depends on the
+    Implements :class:`edge.ct.detector.SliceDetector`. score = min(0.99, 0.5 + area/200) so it depends on the
     image only. ``calls`` records (centre index, window indices) for ring tests.
     """
 
@@ -122,6 +122,8 @@ class ThresholdDetector:
 
     def __post_init__(self):
         self.calls: list[tuple[int, tuple[int, ...]]] = []
+        self.rejected: list[tuple[Detection, str]] = []  # no rule here: nothing is ever rejected
+        self.timing: dict[str, list[float]] = {}
 
     def reset(self) -> None:
         self.calls.clear()

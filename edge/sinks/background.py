@@ -6,7 +6,7 @@ only hands the result over (a reference, no pixel copy: a :class:`FrameResult` o
 modifies it) and goes on; a worker thread draws and encodes.
 
 Two named policies for a full queue (``queue_frames`` results), mirroring the frame hand-over of
-:mod:`edge.stream.capture`:
+:mod:`edge.capture.thread`:
 
 * :data:`DROP_POLICY` ``"drop-new-when-full"`` (live and paced sources): the incoming frame is left out of
   the video and counted (``frames_dropped``); frames already queued are kept, so the video has a gap
@@ -36,7 +36,7 @@ from collections import deque
 from typing import Any
 
 from edge.sinks.base import SinkBase
-from edge.sinks.recorder import Mp4Recorder
+from edge.sinks.recorder import VideoRecorder
 from edge.us.types import FrameResult
 
 #: the named full-queue policies (see the module docstring)
@@ -46,14 +46,14 @@ POLICIES = (DROP_POLICY, WAIT_POLICY)
 
 
 class BackgroundRecorder(SinkBase):
-    """Wrap ``recorder`` (an :class:`Mp4Recorder`, or anything with its ``prepare``/``render``/
+    """Wrap ``recorder`` (an :class:`VideoRecorder`, or anything with its ``prepare``/``render``/
     ``write_image``/``close``/``history``) so that its rendering and encoding run on a worker thread.
 
     ``queue_frames``: how many frames may wait for the encoder (default 8: about a quarter of a second at
     30 fps; 8 x 6 MB at 1080p BGR at most, since queued results keep their frames alive).
     """
 
-    def __init__(self, recorder: Mp4Recorder, *, queue_frames: int = 8, policy: str = DROP_POLICY):
+    def __init__(self, recorder: VideoRecorder, *, queue_frames: int = 8, policy: str = DROP_POLICY):
         if queue_frames < 1:
             raise ValueError(f"BackgroundRecorder: queue_frames must be >= 1, got {queue_frames}")
         if policy not in POLICIES:

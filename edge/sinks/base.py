@@ -16,8 +16,9 @@ inventing a verdict.
 Ownership: ``write`` must not keep references to ``result.frame`` or ``result.labels`` past the call
 (copy what is needed); sinks never modify a result.
 
-This ``ResultSink`` is not the frame hand-over of :mod:`edge.stream.slot` (``FrameSink``): that one moves
-raw frames between threads; this one consumes processed results on the loop's own thread.
+"Sink" means an output only. The frame hand-over between the capture thread and the loop is a *slot*
+(:mod:`edge.capture.slot`, ``FrameSlot``): it moves raw frames between threads; a sink consumes processed
+results on the loop's own thread.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from edge.sinks.base import RunSummary, SinkBase
 from edge.sinks.overlay import VERDICT_TEXT
 from edge.us.types import FrameResult
 
-
 # A frame arriving a hair before the period is up still counts as on time, so 30 fps at 10 lines/s
 # prints every third frame instead of aliasing to every fourth.
 _SLACK_S = 1e-3

@@ -14,7 +14,9 @@ import cv2
 import numpy as np
 
 from edge.errors import OutputError
+from edge.notice import NOTICE
 from edge.sinks.overlay import VERDICT_TEXT
+from edge.us.types import VerdictKind
 
 SIZE = (900, 420)  # width, height
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -23,7 +25,8 @@ INK, MUTED, GRID, SHADE = (30, 30, 30), (110, 110, 110), (225, 225, 225), (238, 
 CURVE = (190, 100, 20)  # blue
 BASELINE = (60, 120, 40)  # green-grey
 MINIMUM = (40, 40, 200)  # red
-VERDICT_INK = {"compressible": (30, 120, 20), "non_compressible": (30, 30, 190), "indeterminate": (0, 100, 190)}
+VERDICT_INK = {VerdictKind.COMPRESSIBLE: (30, 120, 20), VerdictKind.NON_COMPRESSIBLE: (30, 30, 190),
+               VerdictKind.INDETERMINATE: (0, 100, 190)}
 LEFT, RIGHT, TOP, BOTTOM = 86, 40, 58, 84  # plot margins in px
 
 
@@ -81,7 +84,7 @@ def render_curve(t: Sequence[float | None], vein_area_px: Sequence[float | None]
 
     t: seconds per frame (the report's ``t_s``); vein_area_px: screen px per frame, None/NaN where the
     vein was not found (drawn as a gap over a shaded band); baseline: pre-compression area (dashed line);
-    min_area: minimum under pressure (marked); verdict: one of ``edge.us.types.VERDICTS``;
+    min_area: minimum under pressure (marked); verdict: a ``edge.us.types.VerdictKind`` (or its value);
     compressibility: 0-1 or None.
     """
     w, h = SIZE
@@ -172,7 +175,7 @@ def render_curve(t: Sequence[float | None], vein_area_px: Sequence[float | None]
     _put(img, tail, (x, 34), 0.65, INK, 1)
     if lost.any():
         _put(img, "shaded: vein not found", (px1, 34), 0.45, MUTED, anchor="right")
-    _put(img, "Research software. Not for diagnostic use.", (w // 2, h - 10), 0.45, MUTED, anchor="center")
+    _put(img, NOTICE, (w // 2, h - 10), 0.45, MUTED, anchor="center")
     return img
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-Region = tuple[int, int, int, int]  # x, y, w, h in screen pixels
+from edge.us.types import Region
 
 
 def model_to_screen(xy: np.ndarray, grid_hw: tuple[int, int], region: Region) -> np.ndarray:

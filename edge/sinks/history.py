@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from edge.sinks.geometry import model_to_screen, screen_scale
-from edge.us.types import FrameResult
+from edge.us.types import FrameResult, VeinStatus
 
 
 class CurveHistory:
@@ -46,7 +46,7 @@ class CurveHistory:
         self._head = (self._head + 1) % self.capacity
         self._n = min(self._n + 1, self.capacity)
         vein = result.track.vein
-        if result.track.vein_status == "tracked" and vein is not None:
+        if result.track.vein_status == VeinStatus.TRACKED and vein is not None:
             grid_hw = result.labels.shape[:2]
             cx, cy = model_to_screen(np.asarray(vein.centroid), grid_hw, result.region)
             self.last_vein_xy = (float(cx), float(cy))

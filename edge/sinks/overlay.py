@@ -18,7 +18,7 @@ Layout (sizes scale with the frame's shorter side, reference 480 px)::
     | frame 123  processing 14.2 ms      Not for diagnostic use|
     +---------------------------------------------------------+
 
-Cost: ~1 ms for a 640x480 frame on one core (see tests/edge/test_sinks.py for the printed timing):
+Cost: ~1 ms for a 640x480 frame on one core (see tests/edge/sinks/test_sinks.py for the printed timing):
 contours are found on the small model grid inside each blob's bbox and scaled to the screen, fills are
 blended only inside the vessels' bounding box, panels are darkened in place with integer shifts.
 """
@@ -30,11 +30,12 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from edge.notice import NOTICE_SHORT
 from edge.sinks.geometry import model_to_screen
 from edge.sinks.history import CurveHistory
-from edge.us.types import Blob, FrameResult
+from edge.us.types import Blob, FrameResult, VeinStatus, VerdictKind
 
-__all__ = ["render_overlay", "CurveHistory", "VERDICT_TEXT", "DISCLAIMER_SHORT"]
+__all__ = ["render_overlay", "CurveHistory", "VERDICT_TEXT"]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 AA = cv2.LINE_AA
@@ -43,12 +44,12 @@ WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (170, 170, 170)
 ARTERY_BGR = (60, 60, 235)  # red
 VEIN_BGR = (235, 160, 40)  # blue
 FILL_ALPHA = 0.3
-VERDICT_TEXT = {"compressible": "COMPRESSIBLE", "non_compressible": "NON-COMPRESSIBLE",
-                "indeterminate": "INDETERMINATE"}
-VERDICT_BGR = {"compressible": (40, 140, 30), "non_compressible": (40, 30, 200),
-               "indeterminate": (0, 120, 210)}  # green / red / amber, each darkened for white text
-STATUS_TEXT = {"tracked": "tracked", "collapsed": "COLLAPSED", "lost": "LOST", "searching": "searching"}
-DISCLAIMER_SHORT = "Not for diagnostic use"
+VERDICT_TEXT = {VerdictKind.COMPRESSIBLE: "COMPRESSIBLE", VerdictKind.NON_COMPRESSIBLE: "NON-COMPRESSIBLE",
+                VerdictKind.INDETERMINATE: "INDETERMINATE"}
+VERDICT_BGR = {VerdictKind.COMPRESSIBLE: (40, 140, 30), VerdictKind.NON_COMPRESSIBLE: (40, 30, 200),
+               VerdictKind.INDETERMINATE: (0, 120, 210)}  # green / red / amber, each darkened for white text
+STATUS_TEXT = {VeinStatus.TRACKED: "tracked", VeinStatus.COLLAPSED: "COLLAPSED", VeinStatus.LOST: "LOST",
+               VeinStatus.SEARCHING: "searching"}
 
 
 def render_overlay(result: FrameResult, history: CurveHistory | None = None, *,
@@ -70,7 +71,7 @@ def render_overlay(result: FrameResult, history: CurveHistory | None = None, *,
     vessels = []  # (blob, colour, tag); a collapsed vein is a line, not an outline (its walls touch)
     if track.artery is not None:
         vessels.append((track.artery, ARTERY_BGR, "A"))
-    if track.vein is not None and track.vein_status == "tracked":
+    if track.vein is not None and track.vein_status == VeinStatus.TRACKED:
         vessels.append((track.vein, VEIN_BGR, "V"))
     polys = [(_blob_polygons(b, result.labels, grid_hw, result.region), c, tag) for b, c, tag in vessels]
     polys = [p for p in polys if p[0]]
@@ -79,7 +80,7 @@ def render_overlay(result: FrameResult, history: CurveHistory | None = None, *,
         cv2.polylines(img, pts, True, colour, max(1, round(2 * s)), AA, SHIFT)
 
     centres = {tag: _centre(pts) for pts, _, tag in polys}
-    if track.vein_status == "collapsed":
+    if track.vein_status == VeinStatus.COLLAPSED:
         at = _collapse_site(result, history)
         if at is not None:
             centres["V"] = at[0]
@@ -245,7 +246,7 @@ def _banner(img, result: FrameResult, s: float) -> int:
     v = result.verdict
     h, w = img.shape[:2]
     bh = int(round(46 * s))
-    colour = VERDICT_BGR.get(v.verdict, VERDICT_BGR["indeterminate"])
+    colour = VERDICT_BGR.get(v.verdict, VERDICT_BGR[VerdictKind.INDETERMINATE])
     roi = img[:bh]  # whole rows: contiguous, so OpenCV can work in place
     roi >>= 2  # 25 % frame + 75 % verdict colour (max 63 + 191: no overflow)
     cv2.add(roi, (*(c * 3 // 4 for c in colour), 0), dst=roi)
@@ -295,8 +296,8 @@ def _footer(img, result: FrameResult, s: float) -> int:
     pad = int(6 * s)
     y = h - int(7 * s)
     _text(img, f"frame {result.index}  processing {sum(result.stage_ms.values()):.1f} ms", (pad, y), scale, 1)
-    tw = _text_size(DISCLAIMER_SHORT, scale, 1)[0]
-    _text(img, DISCLAIMER_SHORT, (w - tw - pad, y), scale, 1)
+    tw = _text_size(NOTICE_SHORT, scale, 1)[0]
+    _text(img, NOTICE_SHORT, (w - tw - pad, y), scale, 1)
     return h - fh
 
 

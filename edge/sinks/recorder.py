@@ -1,15 +1,14 @@
 """Record the rendered overlay to a video file (MP4 or WebM) with OpenCV's VideoWriter.
 
-:class:`Mp4Recorder` renders and encodes on the caller's thread. The ultrasound job wraps it in
+:class:`VideoRecorder` renders and encodes on the caller's thread. The ultrasound job wraps it in
 :class:`edge.sinks.background.BackgroundRecorder`, which does that work on its own thread behind a bounded
 queue, so the frame loop (and the verdict) never waits for the video.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,7 +31,7 @@ CODECS_BY_SUFFIX = {".mp4": ("avc1", "mp4v"), ".webm": ("VP80",)}
 _unavailable: set[str] = set()
 
 
-class Mp4Recorder(SinkBase):
+class VideoRecorder(SinkBase):
     """A sink that writes ``render_overlay`` of every result to ``path`` (.mp4 or .webm) at a fixed ``fps``.
 
     The file is opened on the first frame (the video size is that frame's size, rounded up to even numbers
@@ -60,7 +59,7 @@ class Mp4Recorder(SinkBase):
     def __init__(self, path: str | Path, fps: float, *, codecs: tuple[str, ...] | None = None,
                  history: CurveHistory | None = None, height: int | None = None):
         if not fps or fps <= 0:
-            raise ValueError(f"Mp4Recorder({path}): fps must be > 0, got {fps!r}")
+            raise ValueError(f"VideoRecorder({path}): fps must be > 0, got {fps!r}")
         self.path = Path(path)
         if codecs is None:
             suffix = self.path.suffix.lower()
@@ -69,7 +68,7 @@ class Mp4Recorder(SinkBase):
                                   f"name the file .mp4 or .webm")
             codecs = CODECS_BY_SUFFIX[suffix]
         if height is not None and height < 2:
-            raise ValueError(f"Mp4Recorder({path}): height must be >= 2 pixels, got {height!r}")
+            raise ValueError(f"VideoRecorder({path}): height must be >= 2 pixels, got {height!r}")
         self.fps = float(fps)
         self.height = height
         self._scale: dict[tuple[int, int], float] = {}  # source (h, w) -> output scale (<= 1)

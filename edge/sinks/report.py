@@ -25,7 +25,7 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
     samples                 {latency_ms: [...], stage_ms: {stage: [...]}}: the raw per-frame samples, aligned
                             with frame_indices (a stage a frame did not report is null)
     config                  the effective config;  versions: python, numpy, opencv, onnxruntime...
-    calibration             {mm_per_px: [x, y], source, region, note} or null (edge.us.calibration);
+    calibration             {mm_per_px: [x, y], source, region, note} or null (edge.sources.calibration);
     baseline_vein_area_mm2, min_vein_area_mm2, vein_area_mm2 (per frame)
                             -- the areas in mm² when the pixel size is known, else null (reporting only)
 """
@@ -33,7 +33,6 @@ Schema ``dvt-edge/us-report@1`` (built by :func:`build_report`; units in the key
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -45,13 +44,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.atomic import write_json
 from edge.errors import OutputError
+from edge.notice import NOTICE
 from edge.sinks.base import RunSummary, SinkBase
-from edge.sinks.stats import summarize
-from edge.us.types import FrameResult
+from edge.stats import summarize
+from edge.us.types import FrameResult, VerdictKind
 
 SCHEMA = "dvt-edge/us-report@1"
-DISCLAIMER = "Research software. Not for diagnostic use."
 _OPTIONAL_DISTS = ("onnxruntime", "onnxruntime-gpu", "tensorrt", "dvt-edge")
 
 
@@ -131,7 +131,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
     if summary is not None:
         verdict = summary.verdict.to_json()
     else:
-        verdict = {"verdict": "indeterminate", "reason": "The run ended before it finished; no verdict.",
+        verdict = {"verdict": VerdictKind.INDETERMINATE, "reason": "The run ended before it finished; no verdict.",
                    "compressibility": None, "baseline_vein_area_px": None, "min_vein_area_px": None,
                    "artery_flattening": None, "pressure_adequate": None, "final": False}
     t_media = _nullable(log.t_media, 4)
@@ -140,7 +140,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "created_utc": created_utc or utc_now(),
-        "disclaimer": DISCLAIMER,
+        "disclaimer": NOTICE,
         "complete": summary is not None and not (summary.input or {}).get("ended_early", False),
         "warnings": list(summary.warnings) if summary else [],
         "input": dict(summary.input) if summary else {},
@@ -165,7 +165,7 @@ def build_report(log: FrameLog, summary: RunSummary | None, *, created_utc: str 
         "config": summary.config if summary else {},
         "versions": versions(),
     }
-    from edge.us.calibration import add_physical_units
+    from edge.sources.calibration import add_physical_units
 
     add_physical_units(report)  # calibration, *_mm2 beside the *_px areas (null when the pixel size is unknown)
     if summary is None and log.last_verdict is not None:
@@ -180,28 +180,6 @@ def processing_ms(report: dict[str, Any]) -> float:
     """Median processing time per frame of a report: the sum of its stages' p50 (``stage_ms``). For a clip
     read faster than it plays this is the speed; frame age (``latency_ms``) there counts the queue wait."""
     return sum(v["p50"] for v in report.get("stage_ms", {}).values() if isinstance(v, dict) and "p50" in v)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)  # Path, enums, anything else a config may hold
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + rename): a reader never sees half a report."""
-    from edge.atomic import write_text_atomic
-
-    path = Path(path)
-    try:
-        text = json.dumps(data, indent=1, default=_jsonable, allow_nan=False) + "\n"
-    except ValueError as exc:
-        raise OutputError(f"{path}: cannot write the report: {exc}") from exc
-    return write_text_atomic(path, text, "the report")
 
 
 class JsonReportSink(SinkBase):

@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from edge.us.types import Blob, FrameResult, TrackState, Verdict
+from edge.us.types import Blob, FrameResult, TrackState, VeinStatus, Verdict, VerdictKind
 
 GRID = (128, 128)
 SCREEN = (480, 640)  # h, w
@@ -36,15 +36,15 @@ def make_blob(mask: np.ndarray, label: int) -> Blob:
                 bbox=(x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1), axis_ratio=ratio, mask=mask)
 
 
-def make_verdict(verdict="indeterminate", final=False, **kw) -> Verdict:
+def make_verdict(verdict=VerdictKind.INDETERMINATE, final=False, **kw) -> Verdict:
     base = dict(reason="Baseline being measured: hold the probe still.", compressibility=None,
                 baseline_vein_area_px=None, min_vein_area_px=None, artery_flattening=None,
                 pressure_adequate=None)
     base.update(kw)
-    return Verdict(verdict=verdict, final=final, **base)
+    return Verdict(verdict=VerdictKind(verdict), final=final, **base)
 
 
-def make_result(index=0, *, status="tracked", artery=True, vein_axes=VEIN[1], verdict=None, grey=True,
+def make_result(index=0, *, status=VeinStatus.TRACKED, artery=True, vein_axes=VEIN[1], verdict=None, grey=True,
                 t_media=None, latency_s=0.02, frame_value=50, stage_ms=None) -> FrameResult:
     labels = np.zeros(GRID, np.uint8)
     a_blob = v_blob = None
@@ -52,15 +52,16 @@ def make_result(index=0, *, status="tracked", artery=True, vein_axes=VEIN[1], ve
         am = ellipse_mask(*ARTERY)
         labels[am] = 1
         a_blob = make_blob(am, 1)
+    status = VeinStatus(status)
     area_px = None
-    if status in ("tracked", "collapsed") and vein_axes is not None and min(vein_axes) > 0:
+    if status in (VeinStatus.TRACKED, VeinStatus.COLLAPSED) and vein_axes is not None and min(vein_axes) > 0:
         vm = ellipse_mask(VEIN[0], vein_axes)
         labels[vm] = 2
         v_blob = make_blob(vm, 2)
     sx, sy = REGION[2] / GRID[1], REGION[3] / GRID[0]
-    if status == "tracked":
+    if status == VeinStatus.TRACKED:
         area_px = v_blob.area * sx * sy
-    elif status == "collapsed":
+    elif status == VeinStatus.COLLAPSED:
         area_px = 0.0
     frame = np.full(SCREEN, frame_value, np.uint8)
     if not grey:
@@ -80,8 +81,9 @@ def compression_sequence(n=60, lost=range(25, 30)) -> list[FrameResult]:
     for i in range(n):
         squeeze = 0.5 - 0.5 * math.cos(2 * math.pi * i / n)  # 0 -> 1 -> 0
         b = int(round(12 * (1 - squeeze)))
-        status = "lost" if i in lost else ("collapsed" if b <= 1 else "tracked")
-        v = make_verdict("compressible" if i > 40 else "indeterminate", compressibility=0.86 if i > 40 else None,
+        status = VeinStatus.LOST if i in lost else (VeinStatus.COLLAPSED if b <= 1 else VeinStatus.TRACKED)
+        kind = VerdictKind.COMPRESSIBLE if i > 40 else VerdictKind.INDETERMINATE
+        v = make_verdict(kind, compressibility=0.86 if i > 40 else None,
                          baseline_vein_area_px=9000.0, min_vein_area_px=1260.0 if i > 40 else None)
         out.append(make_result(i, status=status, vein_axes=(18, max(b, 1)), verdict=v, t_media=i / 30.0,
                                latency_s=0.010 + 0.001 * (i % 7)))

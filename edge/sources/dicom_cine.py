@@ -35,6 +35,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from edge.dicom_codecs import decodability, install_hint, transfer_syntax
 from edge.errors import InputError, SourceError
 from edge.sources.base import Frame, SourceBase
 from edge.sources.video import Pacer
@@ -140,27 +141,19 @@ def _tags(value) -> list[int]:
 
 def _check_decoder(ds, name: str) -> None:
     """Fail at open, not mid-stream, when the transfer syntax cannot be decoded here."""
-    from pydicom.pixels import get_decoder
-
-    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    tsyntax = transfer_syntax(ds)
     if tsyntax is None:
         return  # implicit little endian assumed by pydicom
-    try:
-        decoder = get_decoder(tsyntax)
-    except NotImplementedError as exc:
+    d = decodability(tsyntax)
+    if not d.known:
         raise InputError(
             f"DICOM '{name}': its pixel data is encoded as '{tsyntax.name}', which cannot be decoded here "
             "(MPEG/H.264 cines are not supported); export the cine from the scanner as JPEG or uncompressed"
-        ) from exc
-    if not decoder.is_available:
-        hint = "pylibjpeg pylibjpeg-libjpeg"
-        if "2000" in tsyntax.name or "HTJ2K" in tsyntax.name:
-            hint = "pylibjpeg pylibjpeg-openjpeg"
-        elif "RLE" in tsyntax.name:
-            hint = "pylibjpeg pylibjpeg-rle"
+        )
+    if not d.ok:
         raise InputError(
-            f"DICOM '{name}': no decoder for '{tsyntax.name}' is installed; run `pip install {hint}` "
-            f"(pydicom's options: {'; '.join(decoder.missing_dependencies)})"
+            f"DICOM '{name}': no decoder for '{tsyntax.name}' is installed; run `pip install {install_hint(tsyntax)}` "
+            f"(pydicom's options: {'; '.join(d.options)})"
         )
 
 
@@ -244,11 +237,11 @@ class DicomCineSource(SourceBase):
         self.rows, self.columns = int(ds.Rows), int(ds.Columns)
         self.bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
         self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        tsyntax = transfer_syntax(ds)
         self.transfer_syntax = tsyntax.name if tsyntax is not None else "Implicit VR Little Endian"
         self.modality = str(ds.get("Modality", ""))  # e.g. "US"; not an identifier
         self._times, self.fps, self.timing = frame_times(ds, n, fps)
-        from edge.us.calibration import from_dataset
+        from edge.sources.calibration import from_dataset
 
         self.calibration = from_dataset(ds)  # pixel size for mm² in reports (None without usable regions)
         if self.paced and self._times is None:

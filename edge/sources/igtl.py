@@ -97,7 +97,7 @@ class IgtlSource(SourceBase):
         self.height, self.width = self._image(first).shape[:2]
         spacing = np.linalg.norm(np.asarray(first.ijk_to_world_matrix, dtype=np.float64)[:3, :2], axis=0)
         if np.all(spacing > 0) and not np.allclose(spacing, 1.0):
-            from edge.us.calibration import Calibration
+            from edge.sources.calibration import Calibration
 
             self.calibration = Calibration(float(spacing[0]), float(spacing[1]),
                                            "OpenIGTLink IMAGE spacing (ijk-to-world matrix, mm)")

@@ -78,3 +78,23 @@ def make_dicom(
     ds.PixelData = data.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def video_frames(path: str | Path, n: int | None = None, *, grey: bool = False) -> list[np.ndarray]:
+    """The first ``n`` frames of a video file (all when None), BGR or 8-bit grey; ValueError when fewer than
+    ``n`` (or none) decode. For tests and benchmarks that need a clip's frames in memory."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        while n is None or len(frames) < n:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if grey else f)
+    finally:
+        cap.release()
+    if not frames or (n is not None and len(frames) < n):
+        raise ValueError(f"{path}: {len(frames)} frame(s) decoded, {n or 'at least 1'} wanted")
+    return frames

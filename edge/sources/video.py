@@ -94,7 +94,7 @@ class Pacer:
     """Sleeps so that media time ``t_media`` is released at wall time ``t0 + t_media`` (``t0`` = first call).
 
     A consumer slower than the recorded rate is never "caught up" by skipping: frames simply come late
-    (dropping is the newest-frame slot's job, see :mod:`edge.stream.capture`).
+    (dropping is the newest-frame slot's job, see :mod:`edge.capture.thread`).
     """
 
     def __init__(self) -> None:

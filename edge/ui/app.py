@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 from edge.errors import ConfigError, DvtEdgeError
-from edge.ui.service import DISCLAIMER, UiService
+from edge.notice import NOTICE
+from edge.ui.service import UiService
 
 API_NAMES = ("analyze_clip", "analyze_ct")  # the endpoints gradio_client can call
 
@@ -80,7 +81,7 @@ def build_app(service: UiService):
 
     # delete_cache: Gradio's copies of uploads and outputs older than a day go, checked hourly
     with gr.Blocks(title="DVT Edge", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
-        gr.Markdown(f"# DVT Edge\nCompression ultrasound and CT venography. **{DISCLAIMER}**")
+        gr.Markdown(f"# DVT Edge\nCompression ultrasound and CT venography. **{NOTICE}**")
         with gr.Tab("Compression clip"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -103,7 +104,8 @@ def build_app(service: UiService):
                 # never mirrored: a flipped image swaps the artery and vein sides the clinician sees
                 cam = gr.Image(label="Probe video", sources=["webcam"], type="numpy", streaming=True,
                                webcam_options=gr.WebcamOptions(mirror=False))
-                live_out = gr.Image(label="Overlay", show_label=False, type="numpy", format="jpeg")  # PNG: ~44 ms per 640x480 frame here, JPEG ~1 ms
+                # JPEG: ~1 ms per 640x480 frame here; PNG took ~44 ms
+                live_out = gr.Image(label="Overlay", show_label=False, type="numpy", format="jpeg")
             with gr.Row():
                 status = gr.Markdown()
                 new = gr.Button("New compression")

@@ -2,12 +2,12 @@
 (or frames) and returns paths, tables and text. Tested without Gradio; :mod:`edge.ui.app` only wires it up.
 
 - :meth:`UiService.analyze_clip`: an ultrasound clip (video or DICOM cine) -> the same job as
-  ``dvt-edge us run`` (:func:`edge.us.job.run_us_job`), with the overlay recorded as WebM (VP8), which
+  ``dvt-edge us run`` (:func:`edge.jobs.us.run_us_job`), with the overlay recorded as WebM (VP8), which
   browsers play (the MP4 the command line writes is MPEG-4 Part 2 in pip's OpenCV, which they do not).
 - :meth:`UiService.live_session`: frames pushed one at a time (a webcam, or a capture card that the browser
   sees as one) -> overlay frame + live verdict, through the same :class:`UltrasoundPipeline`.
 - :meth:`UiService.analyze_ct`: uploaded DICOM files (or a .zip of them, or a NIfTI volume) -> the same job
-  as ``dvt-edge ct scan`` (:mod:`edge.ct.job`): findings table, key images, report.json.
+  as ``dvt-edge ct scan`` (:mod:`edge.jobs.ct`): findings table, key images, report.json.
 
 Every user-caused failure is a :class:`DvtEdgeError` whose message names the input and says what to do; the
 app shows it as an error toast. Outputs go to per-request folders under ``workdir``.
@@ -28,12 +28,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.ct.job import NOTICE as DISCLAIMER
-from edge.ct.job import close_detector, open_detector
 from edge.errors import DvtEdgeError, InputError
+from edge.jobs.ct import DetectorOptions, open_detector
+from edge.notice import NOTICE
 from edge.sinks.overlay import VERDICT_TEXT
 from edge.sinks.report import processing_ms
 from edge.sources.base import Frame
+from edge.us.types import VeinStatus
 
 #: limits on an uploaded .zip (a CT series of 2000 slices of 512x512 int16 is ~1 GiB uncompressed)
 ZIP_MAX_BYTES = 4 << 30
@@ -70,11 +71,11 @@ def us_summary(report: dict) -> str:
             f"compressibility **{comp_s}** - {report['reason']}\n\n"
             f"{_areas(report)}\n\n"
             f"{report['frames']} frames processed, {report['dropped_frames']} dropped; processing "
-            f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{DISCLAIMER}*")
+            f"{processing_ms(report):.1f} ms per frame (median); backend `{report['backend']}`\n\n*{NOTICE}*")
 
 
 def _areas(report: dict) -> str:
-    from edge.us.calibration import areas_line
+    from edge.sources.calibration import areas_line
 
     return areas_line(report)
 
@@ -82,11 +83,11 @@ def _areas(report: dict) -> str:
 def live_status(result) -> str:
     v = result.verdict
     comp = "n/a" if v.compressibility is None else f"{v.compressibility:.0%}"
-    state = result.track.vein_status if result.track is not None else "searching"
+    state = result.track.vein_status if result.track is not None else VeinStatus.SEARCHING
     total = sum(result.stage_ms.values())
     return (f"### {VERDICT_TEXT.get(v.verdict, v.verdict)} (provisional)\n\n"
             f"compressibility **{comp}** - {v.reason}\n\nvein {state}; frame {result.index}; "
-            f"processing {total:.1f} ms\n\n*{DISCLAIMER}*")
+            f"processing {total:.1f} ms\n\n*{NOTICE}*")
 
 
 class _LockedBackend:
@@ -146,10 +147,10 @@ class UiService:
     """The jobs behind the UI. Models default to the packaged ones; ``backend`` as on the command line."""
 
     def __init__(self, *, us_model: Path | None = None, ct_model: Path | None = None, backend: str = "auto",
-                 threads: int | None = None, workdir: Path | None = None,
-                 ct_detector: Callable[[], tuple[object, dict, dict]] | None = None):
-        """ct_detector: returns (SliceDetector, backend info, model info); default: the model at ``ct_model``
-        (the packaged ctdet-k3 when None) on ``backend``. Tests pass a deterministic stand-in."""
+                 threads: int | None = None, workdir: Path | None = None):
+        """The CT detector is opened on first use through ``edge.jobs.ct.open_detector`` (the model at
+        ``ct_model``, the packaged ctdet-k3 when None, on ``backend``); tests install a stand-in there with
+        ``edge.jobs.ct.use_detector_factory``."""
         from edge.assets import us_model as packaged_us_model
 
         self.us_model = Path(us_model) if us_model else packaged_us_model()
@@ -158,8 +159,7 @@ class UiService:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dvt-edge-ui-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._live_backend = None
-        self._open_ct = ct_detector or (lambda: open_detector(self.ct_model, self.backend))
-        self._ct = None  # (detector, backend info, model info), opened on first use
+        self._ct = None  # edge.jobs.ct.DetectorHandle, opened on first use
         self._lock = threading.Lock()  # opening models; one CT scan at a time (the detector has per-series state)
         self.log: deque[str] = deque(maxlen=200)  # backend choices, codec notes: bounded on a long-running server
 
@@ -175,7 +175,7 @@ class UiService:
 
     def analyze_clip(self, clip: str | Path | None) -> UsAnalysis:
         """Run the compression check on a clip (a video file or a DICOM cine)."""
-        from edge.us.job import run_us_job
+        from edge.jobs.us import run_us_job
 
         if not clip:
             raise InputError("no clip: upload a video (.mp4, .avi, .mov, ...) or a DICOM cine, "
@@ -189,10 +189,12 @@ class UiService:
         """A new live session; all sessions share one backend, opened on the first call."""
         from edge.backends.select import open_backend
         from edge.spec import load_spec
+        from edge.us.int8_frames import calibration_inputs
 
         with self._lock:
             if self._live_backend is None:
-                be, choice = open_backend(self.us_model, self.backend, threads=self.threads)
+                be, choice = open_backend(self.us_model, self.backend, threads=self.threads,
+                                          calibration=calibration_inputs)
                 self.log.append(f"live backend: {choice.name} ({choice.reason})")
                 self._live_backend = _LockedBackend(be)
         return LiveUs(self._live_backend, load_spec(self.us_model))
@@ -204,8 +206,7 @@ class UiService:
         """Detect DVT candidates in uploaded CT: the DICOM files of a series, a .zip of them, or one NIfTI.
 
         progress(slices done, total or None): called once per slice (total = files uploaded, an upper bound)."""
-        from edge.ct.job import finish_report, open_input
-        from edge.ct.pipeline import run_pipeline
+        from edge.jobs.ct import detect_series, open_input
 
         job = self._job_dir("ct")
         staged = job / "input"
@@ -215,16 +216,15 @@ class UiService:
             if progress is not None:
                 total = sum(1 for p in path.iterdir() if p.is_file()) if path.is_dir() else None
                 stream = _Counted(stream, lambda n: progress(n, total))
+            notes: list[str] = []
             with self._lock:
                 if self._ct is None:
-                    self._ct = self._open_ct()
-                detector, backend, model = self._ct
-                result = run_pipeline(stream, detector)
+                    self._ct = open_detector(DetectorOptions(self.ct_model, self.backend))
+                _, report = detect_series(stream, self._ct, kind, out=job / "out", log=notes.append,
+                                          warn=notes.append)
         except DvtEdgeError as exc:  # name the upload, not this server's staging folder
             shutil.rmtree(staged, ignore_errors=True)
             raise type(exc)(str(exc).replace(str(staged), "upload")) from None
-        notes: list[str] = []
-        report = finish_report(result, kind, backend, model, job / "out", None, log=notes.append, warn=notes.append)
         shutil.rmtree(staged, ignore_errors=True)  # the uploaded copy; the report keeps no identifiers
         rows = [[j, f"{f['slice_start']}-{f['slice_end']}", f["peak_slice"], round(f["score"], 2),
                  "[" + ", ".join(f"{v:.0f}" for v in f["box"]) + "]",
@@ -234,7 +234,7 @@ class UiService:
         head = (f"### {n} DVT candidate{'s' if n != 1 else ''}" if n else "### No DVT candidate")
         lines = [head, "", notes[-1] if notes else "", ""]
         lines += [f"- {w}" for w in notes[:-1]]
-        lines += ["", f"*{DISCLAIMER} Slice indices count from 0 in position order along the slice normal.*"]
+        lines += ["", f"*{NOTICE} Slice indices count from 0 in position order along the slice normal.*"]
         return CtAnalysis("\n".join(lines), rows, [job / "out" / name for name in report["key_images"]],
                           job / "out" / "report.json")
 
@@ -244,7 +244,7 @@ class UiService:
                 self._live_backend.close()
                 self._live_backend = None
             if self._ct is not None:
-                close_detector(self._ct[0])
+                self._ct.close()
                 self._ct = None
 
 
@@ -255,7 +255,7 @@ class _Counted:
         self._stream, self._tick = stream, tick
 
     def __getattr__(self, name: str):
-        return getattr(self._stream, name)  # direction, warnings, series_hash: read by run_pipeline at the end
+        return getattr(self._stream, name)  # direction, warnings, series_hash: read by run_slice_loop at the end
 
     def __iter__(self):
         for n, s in enumerate(self._stream, start=1):

@@ -29,16 +29,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.dicom_sr import code, complete_header, device_observer, save_atomic
+from edge.us.types import VerdictKind
 
 NOTICE = "RESEARCH SOFTWARE - NOT FOR DIAGNOSTIC USE"
 SR_SERIES_NUMBER = 9911
 SERIES_DESCRIPTION = "DVT Edge US compression - RESEARCH, NOT FOR DIAGNOSTIC USE"
 
 VERDICT_CONCEPT = ("DVTE-101", "Compressibility verdict")
-VERDICTS = {  # JSON verdict -> (code value, meaning)
-    "compressible": ("DVTE-111", "compressible"),
-    "non_compressible": ("DVTE-112", "non-compressible"),
-    "indeterminate": ("DVTE-113", "indeterminate"),
+VERDICT_CODES = {  # verdict -> (code value, meaning)
+    VerdictKind.COMPRESSIBLE: ("DVTE-111", "compressible"),
+    VerdictKind.NON_COMPRESSIBLE: ("DVTE-112", "non-compressible"),
+    VerdictKind.INDETERMINATE: ("DVTE-113", "indeterminate"),
 }
 # (code value, meaning, JSON key, UCUM unit value, unit meaning), written in this order when not null
 MEASUREMENTS = (
@@ -83,7 +84,7 @@ def build_us_sr(report: dict, header):
             continue
         measurements.append(hd.sr.Measurement(name=code(value, meaning), value=float(v),
                                               unit=code(unit, unit_meaning, "UCUM"), algorithm_id=algorithm))
-    verdict = VERDICTS.get(str(report.get("verdict")), VERDICTS["indeterminate"])
+    verdict = VERDICT_CODES.get(str(report.get("verdict")), VERDICT_CODES[VerdictKind.INDETERMINATE])
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="compression test"),
         algorithm_id=algorithm,
@@ -146,7 +147,7 @@ def read_us_sr(sr) -> dict:
     value), the measurements present, ``comments`` (texts), ``source_sop_uid`` (the referenced cine)."""
     out: dict = {"comments": []}
     by_code = {m[0]: m[2] for m in MEASUREMENTS}
-    verdict_by_code = {v[0]: k for k, v in VERDICTS.items()}
+    verdict_by_code = {v[0]: k for k, v in VERDICT_CODES.items()}
 
     def walk(items):
         for it in items:

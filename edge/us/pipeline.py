@@ -26,9 +26,9 @@ from edge.us.episodes import EpisodeConfig, episode_ended
 from edge.us.identity import IdentityConfig, IdentityJudge
 from edge.us.measure import measure
 from edge.us.postprocess import labels_from_logits
-from edge.us.preprocess import Preprocessor, Region
+from edge.us.preprocess import Preprocessor
 from edge.us.tracker import TrackerConfig, VesselTracker
-from edge.us.types import FrameResult, Verdict
+from edge.us.types import FrameResult, Region, Verdict, VerdictKind
 from edge.us.verdict import VerdictConfig, decide
 
 
@@ -180,7 +180,7 @@ class UltrasoundPipeline:
         """The verdict of the press in progress; while the probe rests after a completed press (too short,
         or no pressure yet), the verdict of the last completed press."""
         v = decide(self._measure(), self.cfg.verdict, final=final, identity=self.identity)
-        if self.episodes and v.verdict == "indeterminate" and v.reason.startswith(RESTING):
+        if self.episodes and v.verdict == VerdictKind.INDETERMINATE and v.reason.startswith(RESTING):
             return replace(self.episodes[-1], final=final)
         return v
 

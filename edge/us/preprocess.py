@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 
 from edge.spec import ModelSpec
-
-Region = tuple[int, int, int, int]  # x, y, w, h in screen pixels
+from edge.us.types import Region
 
 
 def to_grey(frame: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from edge.us.postprocess import ARTERY, VEIN, blobs
-from edge.us.types import Blob, TrackState
+from edge.us.types import Blob, TrackState, VeinStatus
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,9 @@ class VesselTracker:
                     (1 - a) * self.offset[0] + a * new[0], (1 - a) * self.offset[1] + a * new[1])
             self.vein_peak_area = max(self.vein_peak_area, vein.area)
             self.last_vein_area, self.last_vein_t = vein.area, t
-            return TrackState("tracked", vein, artery, vein.area * self.px, aspect)
+            return TrackState(VeinStatus.TRACKED, vein, artery, vein.area * self.px, aspect)
         if self.last_vein_t is None:
-            return TrackState("searching", None, artery, None, aspect)
+            return TrackState(VeinStatus.SEARCHING, None, artery, None, aspect)
         shrinking = self.last_vein_area < self.cfg.collapse_fraction * self.vein_peak_area
         recent = (t - self.last_vein_t) <= self.cfg.collapse_memory_s
         if artery is not None and shrinking and recent:
@@ -107,5 +107,5 @@ class VesselTracker:
             predicted = self._predicted_vein(artery)
             if predicted is not None:
                 self.vein_pos = predicted
-            return TrackState("collapsed", None, artery, 0.0, aspect)
-        return TrackState("lost", None, artery, None, aspect)
+            return TrackState(VeinStatus.COLLAPSED, None, artery, 0.0, aspect)
+        return TrackState(VeinStatus.LOST, None, artery, None, aspect)

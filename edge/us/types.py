@@ -8,10 +8,28 @@ that grid onto the screen frame; areas named ``*_px`` in reports are SCREEN pixe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
-VERDICTS = ("compressible", "non_compressible", "indeterminate")
+Region = tuple[int, int, int, int]  # x, y, w, h in screen pixels
+
+
+class VerdictKind(StrEnum):
+    """The three verdicts. A ``str``: JSON, DICOM and text outputs carry the plain value."""
+
+    COMPRESSIBLE = "compressible"
+    NON_COMPRESSIBLE = "non_compressible"
+    INDETERMINATE = "indeterminate"
+
+
+class VeinStatus(StrEnum):
+    """What the tracker concluded about the vein in one frame (``TrackState.vein_status``)."""
+
+    TRACKED = "tracked"  # a vein blob followed from the previous frames
+    COLLAPSED = "collapsed"  # no vein blob, but it was seen shrinking just before: compressed shut
+    LOST = "lost"  # no vein blob, and it was not closing: a dropout
+    SEARCHING = "searching"  # no vein found yet
 
 
 @dataclass(frozen=True)
@@ -31,7 +49,7 @@ class Blob:
 class TrackState:
     """What the tracker concluded for one frame."""
 
-    vein_status: str  # "tracked" | "collapsed" | "lost" | "searching"
+    vein_status: VeinStatus
     vein: Blob | None
     artery: Blob | None
     vein_area_px: float | None  # screen px; 0.0 when collapsed; None when lost/searching
@@ -40,7 +58,7 @@ class TrackState:
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str  # one of VERDICTS
+    verdict: VerdictKind
     reason: str  # one short sentence a clinician can read
     compressibility: float | None  # 1 - min/baseline, 0..1
     baseline_vein_area_px: float | None
@@ -68,7 +86,7 @@ class FrameResult:
     t_media: float | None
     frame: np.ndarray  # screen frame (HxW grey or HxWx3 BGR), owned by this result
     labels: np.ndarray  # (H, W) uint8 model-grid labels 0/1/2, owned by this result
-    region: tuple[int, int, int, int]  # x, y, w, h of the image region on the screen
+    region: Region  # x, y, w, h of the image region on the screen
     track: TrackState
     verdict: Verdict
     stage_ms: dict[str, float]  # preprocess, infer, postprocess, track, measure

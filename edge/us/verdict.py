@@ -24,11 +24,10 @@ Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass
 
 from edge.us.measure import Measurements
-from edge.us.types import Verdict
+from edge.us.types import Verdict, VerdictKind
 
 
 @dataclass(frozen=True)
@@ -59,40 +58,43 @@ def decide(m: Measurements, cfg: VerdictConfig, *, final: bool, identity=None) -
     identity: the :class:`edge.us.identity.Identity` decided for the stream, or None while undecided (or
     when the caller has no identity judge: the identity checks are then skipped)."""
 
-    def out(verdict: str, reason: str, adequate: bool | None = None) -> Verdict:
+    def out(verdict: VerdictKind, reason: str, adequate: bool | None = None) -> Verdict:
         return Verdict(verdict, reason, m.compressibility, m.baseline_area, m.min_area,
                        m.artery_flattening, adequate, final)
 
     adequate = None if m.artery_flattening is None else m.artery_flattening >= cfg.adequate_flattening
     if m.duration_s < cfg.min_duration_s:
-        return out("indeterminate", too_short_reason(m.duration_s, cfg.min_duration_s))
+        return out(VerdictKind.INDETERMINATE, too_short_reason(m.duration_s, cfg.min_duration_s))
     if m.baseline_area is None or m.baseline_area < cfg.min_vein_area_px:
-        return out("indeterminate", "vein not found: no vein of plausible size was segmented")
+        return out(VerdictKind.INDETERMINATE, "vein not found: no vein of plausible size was segmented")
     if m.lost_fraction > cfg.max_lost_fraction:
-        return out("indeterminate", f"vein lost in {m.lost_fraction:.0%} of frames: hold the probe steady", adequate)
+        return out(VerdictKind.INDETERMINATE, f"vein lost in {m.lost_fraction:.0%} of frames: hold the probe steady",
+                   adequate)
     if identity is not None and identity.doubt:
-        return out("indeterminate", identity.reason, adequate)
+        return out(VerdictKind.INDETERMINATE, identity.reason, adequate)
     if m.artery_collapse is not None and m.artery_collapse > cfg.max_artery_collapse:
-        return out("indeterminate", f"identity in doubt: the vessel taken as the artery collapsed "
-                                    f"({m.artery_collapse:.0%}) under pressure; re-scan", adequate)
+        return out(VerdictKind.INDETERMINATE, f"identity in doubt: the vessel taken as the artery collapsed "
+                                              f"({m.artery_collapse:.0%}) under pressure; re-scan", adequate)
     if m.compressibility is not None and m.compressibility >= cfg.compressible_min:
         if identity is not None and identity.artery is None:
-            return out("indeterminate", "vein closed, but no artery was identified beside it: not confident it "
-                                        "was the vein", adequate)
+            return out(VerdictKind.INDETERMINATE, "vein closed, but no artery was identified beside it: not "
+                                                  "confident it was the vein", adequate)
         if m.vein_confidence is not None and m.vein_confidence < cfg.min_vein_confidence:
-            return out("indeterminate", f"vein closed, but the model was unsure of it ({m.vein_confidence:.0%} "
-                                        "vessel confidence): re-scan", adequate)
+            return out(VerdictKind.INDETERMINATE, f"vein closed, but the model was unsure of it "
+                                                  f"({m.vein_confidence:.0%} vessel confidence): re-scan", adequate)
         if (m.artery_rest_area is not None and m.baseline_area is not None
                 and m.baseline_area < cfg.min_vein_to_artery * m.artery_rest_area):
-            return out("indeterminate", f"vein closed, but the vessel taken as the vein was "
-                                        f"{m.baseline_area / m.artery_rest_area:.0%} of the artery's area "
-                                        "(a femoral/popliteal vein is as large or larger): re-scan", adequate)
-        return out("compressible", f"vein closed to {1 - m.compressibility:.0%} of its area under pressure", True)
+            return out(VerdictKind.INDETERMINATE, f"vein closed, but the vessel taken as the vein was "
+                                                  f"{m.baseline_area / m.artery_rest_area:.0%} of the artery's area "
+                                                  "(a femoral/popliteal vein is as large or larger): re-scan", adequate)
+        return out(VerdictKind.COMPRESSIBLE, f"vein closed to {1 - m.compressibility:.0%} of its area under pressure",
+                   True)
     if adequate:
         held = m.adequate_since_s or 0.0
         if final or held >= cfg.hold_s:
-            return out("non_compressible",
+            return out(VerdictKind.NON_COMPRESSIBLE,
                        f"vein stayed open ({m.compressibility:.0%} compressed) while the artery flattened "
                        f"{m.artery_flattening:.0%}: suspect DVT", True)
-        return out("indeterminate", "pressing: keep the pressure", True)
-    return out("indeterminate", "too little pressure: the artery did not deform, press firmer", adequate)
+        return out(VerdictKind.INDETERMINATE, "pressing: keep the pressure", True)
+    return out(VerdictKind.INDETERMINATE, "too little pressure: the artery did not deform, press firmer",
+               adequate)

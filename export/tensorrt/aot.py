@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.assets import asset_dir
-from edge.backends.trt_cache import EngineCache
-from edge.backends.trt_engine import DEFAULT_WORKSPACE_MIB, ResolvedEngine, ensure_engine
-from edge.backends.trt_flavour import build_target, installed_flavour, normalise_targets
+from edge.backends.tensorrt.cache import EngineCache
+from edge.backends.tensorrt.engine import DEFAULT_WORKSPACE_MIB, ResolvedEngine, ensure_engine
+from edge.backends.tensorrt.flavour import build_target, installed_flavour, normalise_targets
 from edge.gpu import probe_gpu
 from export.fp16 import ensure_fp16
 

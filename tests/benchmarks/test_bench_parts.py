@@ -13,8 +13,8 @@ from benchmarks.models import DEMO_CLIP
 from benchmarks.report import dumps, evaluate_targets
 from benchmarks.sources import LoopedClipSource, SlowBackend
 from benchmarks.timing import time_queries
-from edge.stream.capture import CaptureThread
-from edge.stream.slot import NewestFrameSlot
+from edge.capture.slot import NewestFrameSlot
+from edge.capture.thread import CaptureThread
 
 
 def test_time_queries_honours_warmup_and_budget():
@@ -50,7 +50,7 @@ def test_targets_pass_and_fail_on_the_thresholds():
 def test_paced_source_through_the_newest_frame_slot_drops_for_a_slow_consumer():
     src = LoopedClipSource(DEMO_CLIP, fps=60.0, n_frames=30, paced=True)
     cap = CaptureThread(src, pace=True)
-    assert isinstance(cap.sink, NewestFrameSlot)
+    assert isinstance(cap.slot, NewestFrameSlot)
     got = []
     t0 = time.monotonic()
     for frame in cap.frames():

@@ -36,7 +36,7 @@ def _pct(block: dict) -> None:
 
 def test_environment_and_config(bench):
     res, _ = bench
-    assert res["schema"] == "dvt-edge/bench@1" and "not for diagnostic use" in res["disclaimer"]
+    assert res["schema"] == "dvt-edge/bench@1" and res["disclaimer"].startswith("Research software. Not for diagnostic use.")
     env = res["environment"]
     assert env["device_label"] and env["cpu"]["model"] and env["cpu"]["usable_cores"] >= 1
     assert set(env["gpu"]) >= {"available", "name", "driver", "describe"}

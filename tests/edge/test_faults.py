@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -165,9 +164,9 @@ def test_sigterm_leaves_an_incomplete_report_and_a_playable_video_or_none(tmp_pa
 
 
 def test_recorder_writes_under_a_temporary_name_until_closed(tmp_path):
-    from edge.sinks.recorder import Mp4Recorder
+    from edge.sinks.recorder import VideoRecorder
 
-    rec = Mp4Recorder(tmp_path / "v.mp4", 30.0)
+    rec = VideoRecorder(tmp_path / "v.mp4", 30.0)
     for _ in range(3):
         rec.write_image(np.zeros((32, 48, 3), np.uint8))
     assert not (tmp_path / "v.mp4").exists() and any(tmp_path.glob(".v.mp4.*.part.mp4"))
@@ -217,9 +216,9 @@ def test_out_naming_an_existing_file(corpus, tmp_path, capsys):
 
 
 def test_ct_scan_json_into_a_missing_folder_fails_before_the_scan(corpus, tmp_path, capsys, monkeypatch):
-    import edge.ct.job
+    import edge.jobs.ct
 
-    monkeypatch.setattr(edge.ct.job, "open_input", lambda *a, **k: pytest.fail("the scan started"))
+    monkeypatch.setattr(edge.jobs.ct, "open_input", lambda *a, **k: pytest.fail("the scan started"))
     target = tmp_path / "missing" / "r.json"
     assert main(["ct", "scan", str(corpus["truncated_ct_folder"]), "--json", str(target)]) == 7
     _one_line_error(capsys.readouterr().err, f"--json {target}", "does not exist")
@@ -279,7 +278,7 @@ def _stream(monkeypatch, captures, **kw):
 
 
 def test_stream_reconnects_and_reports_the_gap(monkeypatch):
-    from edge.us.job import input_warnings
+    from edge.jobs.us import input_warnings
 
     src = _stream(monkeypatch, [FakeCapture(5), FakeCapture(None), FakeCapture(4)])
     frames = []
@@ -328,14 +327,14 @@ def test_gitignore_covers_the_demo_output():
 
 
 def test_ct_report_says_whether_the_series_is_complete_and_what_was_skipped(tmp_path):
-    from edge.ct.job import finish_report, open_input
-    from edge.ct.pipeline import run_pipeline
+    from edge.ct.loop import run_slice_loop
     from edge.ct.testing import ThresholdDetector, write_series
+    from edge.jobs.ct import finish_report, open_input
 
     def report_of(folder):
         stream, kind = open_input(folder)
         warned = []
-        rep = finish_report(run_pipeline(stream, ThresholdDetector(), k=3), kind, None, None, None, None,
+        rep = finish_report(run_slice_loop(stream, ThresholdDetector(), k=3), kind, None, None, None, None,
                             log=lambda m: None, warn=warned.append)
         return rep, warned
 

@@ -44,7 +44,7 @@ def test_too_short_reason_never_shows_what_is_needed(duration, need):
 @given(st.tuples(st.integers(0, 400), st.integers(0, 400), st.integers(1, 400), st.integers(1, 400)),
        st.tuples(st.integers(1, 400), st.integers(1, 400)))
 def test_check_crop_accepts_exactly_the_crops_inside_the_frame(crop, size):
-    from edge.us.job import check_crop
+    from edge.jobs.us import check_crop
 
     x, y, w, h = crop
     inside = x + w <= size[0] and y + h <= size[1]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.backends import trt_engine
-from edge.backends.trt_cache import EngineCache
-from edge.backends.trt_flavour import FLAVOURS, build_target, normalise_targets
-from edge.backends.trt_io import IoTensor, ShapeRange, check_input_shape, check_io, profile_for
+from edge.backends.tensorrt import engine as trt_engine
+from edge.backends.tensorrt.cache import EngineCache
+from edge.backends.tensorrt.flavour import FLAVOURS, build_target, normalise_targets
+from edge.backends.tensorrt.io import IoTensor, ShapeRange, check_input_shape, check_io, profile_for
 from edge.errors import BackendError, ConfigError, ModelError
 from edge.gpu import GpuInfo
 from edge.spec import ModelSpec, TensorSpec, load_spec

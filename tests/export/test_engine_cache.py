@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.backends import trt_cache
-from edge.backends.trt_cache import ENV, EngineCache, KeyParts, default_cache_dir, progress
+from edge.backends.tensorrt import cache as trt_cache
+from edge.backends.tensorrt.cache import ENV, EngineCache, KeyParts, default_cache_dir, progress
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = ({"name": "image", "min": [1, 1, 192, 192], "opt": [1, 1, 192, 192], "max": [1, 1, 192, 192]},)
@@ -122,7 +122,7 @@ def test_failed_build_or_write_leaves_no_entry_and_no_temp_files(tmp_path, monke
 _WORKER = textwrap.dedent("""
     import io, json, os, sys, time
     sys.path.insert(0, {repo!r})
-    from edge.backends.trt_cache import EngineCache, KeyParts
+    from edge.backends.tensorrt.cache import EngineCache, KeyParts
     parts = KeyParts(**json.loads({parts!r}))
     parts = KeyParts(**{{**parts.__dict__, "profile": tuple(parts.profile)}})
     def build():

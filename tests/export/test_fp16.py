@@ -20,7 +20,7 @@ pytest.importorskip("onnxconverter_common", reason="FP16 conversion needs onnxco
 
 from edge.assets import DEMO_CLIPS, asset, asset_dir
 from edge.backends.onnxruntime import OnnxRuntimeBackend
-from edge.backends.trt_engine import fp16_is_current, sha256_file
+from edge.backends.tensorrt.engine import fp16_is_current, sha256_file
 from edge.errors import ModelError
 from edge.spec import load_spec
 from export.fp16 import PARITY_MAX_COMPRESSIBILITY_DIFF, PARITY_MIN_DICE, clip_parity, convert_fp16, ensure_fp16

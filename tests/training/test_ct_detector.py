@@ -1,8 +1,7 @@
-"""CT detector: targets, loss going down on real-looking phantom crops, ONNX export parity, training CLI."""
+"""CT detector: targets, loss going down on real-looking phantom crops, ONNX export parity (training CLI and the
+CT export: tests/export/test_ct_export.py)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from export.onnx_export import export_onnx  # noqa: E402
 from training.ct.dataset import CropSampler, prepare_study  # noqa: E402
 from training.ct.detector import STRIDE, CTDet, detector_loss, make_targets  # noqa: E402
 from training.ct.phantom import make_study  # noqa: E402
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -98,17 +98,3 @@ def test_onnx_export_parity_heads_and_decoded_boxes(tmp_path, phantom_batch):
         if sum(abs(a.score - b.score) < 1e-4 for b in d_ref) > 1:
             continue
         assert any(np.allclose(a.box, c.box, atol=1e-2) and abs(a.score - c.score) < 1e-4 for c in d_got)
-
-
-def test_training_cli_writes_model_spec_and_card(tmp_path, capsys):
-    from training.ct.train import main
-
-    main(["--out", str(tmp_path), "--k", "1", "--seed", "5", "--studies", "2", "--val-studies", "1", "--epochs", "1",
-          "--steps-per-epoch", "2", "--batch", "4", "--crop", "64", "--width", "8", "--head", "16",
-          "--phantom-size", "96", "--target-mm", "3.0", "--input-size", "128", "--workers", "1"])
-    spec = json.loads((tmp_path / "ctdet-k1.json").read_text())
-    assert spec["input"]["shape"] == [1, 1, 128, 128] and spec["opset"] == 17
-    assert spec["preprocess"]["target_spacing_mm"] == 3.0 and spec["decode"]["stride"] == STRIDE
-    assert spec["training"]["train_study_seeds"] == [50000, 50001] and "validation" in spec["metrics"]
-    assert "not for diagnostic use" in (tmp_path / "ctdet-k1.md").read_text()
-    assert "epoch 1/1" in capsys.readouterr().out

@@ -55,7 +55,8 @@ def test_ground_truth_boxes_cover_a_dark_defect_inside_a_bright_vein(seed):
 
 def test_clots_overlapping_in_one_vein_are_one_ground_truth_lesion():
     from training.ct.metrics import box_iou
-    from training.ct.phantom import Lesion, merge_overlapping
+    from training.ct.phantom import merge_overlapping
+    from training.ct.study import Lesion
 
     st = make_study(5, size=128, n_slices=40, thickness_mm=2.0, n_thrombi=3, n_streaks=0)  # two of them overlap
     assert [t.params.get("merged_from", 1) for t in st.thrombi].count(2) == 1

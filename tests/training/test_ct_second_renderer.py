@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import training.ct.second_renderer as sr
-from training.ct.phantom import Lesion, Study
 from training.ct.phantom_io import write_study
 from training.ct.second_renderer import REGIONS, make_study, merge_lesions
+from training.ct.study import Lesion, Study
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from training.phantoms import us_clip
-from training.phantoms.us_clip import (PhantomClip, evaluation_set, generate_clip, sample_training_frames,
-                                       write_clip)
+from training.phantoms.us_clip import PhantomClip, evaluation_set, generate_clip, sample_training_frames, write_clip
 
 SMALL = (560, 420)  # smallest screen: keeps the tests fast
 REPO = Path(__file__).resolve().parents[2]

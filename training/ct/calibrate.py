@@ -18,8 +18,8 @@ from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.spec import load_spec, save_spec
 from training.ct import metrics
 from training.ct.card import write_model_card
-from training.ct.model_paths import find_models
 from training.ct.dataset import build_studies
+from training.ct.model_paths import find_models
 from training.ct.train import evaluate_prepared, study_seeds
 
 

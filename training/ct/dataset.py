@@ -15,7 +15,8 @@ import numpy as np
 
 from edge.ct.decode import decode_detections, neighbour_indices, prepare_slice, stack_input, to_model_grid
 from edge.spec import ModelSpec
-from training.ct.phantom import Study, make_study
+from training.ct.phantom import make_study
+from training.ct.study import Study
 
 
 @dataclass
@@ -135,7 +136,8 @@ class CropSampler:
 
     Mix: 40% centred near a thrombus, 15% on a mixing streak (hard negative), 15% on a distractor (rib, bowel,
     organ, node, ... - hard negatives, when the studies have them), 15% on a vein, 15% anywhere in the middle of
-    the field of view (a missing category falls through to the next). Augmentation: left-right flip and reversal of the slice order (both are
+    the field of view (a missing category falls through to the next). Augmentation: left-right flip and reversal of the
+    slice order (both are
     symmetries of the task: a clot is a clot from either side and in either z direction).
     """
 

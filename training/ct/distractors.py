@@ -9,6 +9,7 @@ import numpy as np
 
 from training.ct.anatomy import AIR, FAT, _Canvas, _vessel_frame
 
+
 # ------------------------------------------------------------------------------------ distractors (negatives)
 # Domain randomisation: structures real CT has and the thigh phantoms lack, none of them a venous filling defect.
 # Each is a 3D object (a level range and a drift along z, so it also looks plausible to a k-slice model):

@@ -29,15 +29,15 @@ import numpy as np
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.ct.decode import decode_detections, neighbour_indices, prepare_slice, stack_input
+from edge.ct.plausibility import PlausibilityParams
 from edge.errors import ModelError
 from edge.spec import load_spec, save_spec
 from training.ct import metrics
 from training.ct.card import write_model_card
 from training.ct.dataset import build_studies, predict_study
-from training.ct.phantom import make_study
 from training.ct.model_paths import find_models
-from training.ct.plausibility import apply_rule, lesion_eval, slice_features, sum_lesion
-from edge.ct.plausibility import PlausibilityParams
+from training.ct.phantom import make_study
+from training.ct.plausibility_fit import apply_rule, lesion_eval, slice_features, sum_lesion
 
 
 def _check_disjoint(spec, seeds: list[int]) -> None:

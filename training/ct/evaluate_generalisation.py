@@ -17,13 +17,13 @@ bedside code path), one study at a time. Reported per model, without and with th
 
 - per slice (``training.ct.metrics``, IoU >= 0.1): sensitivity / FPPI at the shipped threshold, best sensitivity with
   FPPI <= 0.25 (for ``real``, FPPI counts the clean copies' slices too), AP;
-- lesion level (``training.ct.plausibility.lesion_eval``: detections >= the shipped threshold linked into findings
+- lesion level (``training.ct.plausibility_fit.lesion_eval``: detections >= the shipped threshold linked into findings
   by ``edge.ct.linking``, as ``ct scan`` reports them): thrombus sensitivity and false findings per study, and for
   ``real`` false findings per clean study.
 
 With ``--lumen on`` (or ``spec`` and a spec whose ``extra["lumen"]`` is enabled) every model is also scored with the
 vessel-lumen stage (``edge.ct.lumen``) fused in, as ``ct scan`` runs it: one pass of the runtime
-``edge.ct.pipeline.ModelDetector`` per study gives the learned detections and the raw lumen candidates; the row
+``edge.ct.detector.ModelDetector`` per study gives the learned detections and the raw lumen candidates; the row
 ``<model>+lumen`` is the union made by ``edge.ct.lumen.fuse`` with the spec's lumen parameters (the same function the
 runtime calls), the row ``<model>`` the learned detector alone from the same pass.
 
@@ -37,9 +37,8 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -51,7 +50,7 @@ from edge.spec import load_spec
 from training.ct import metrics
 from training.ct.dataset import predict_study, prepare_study
 from training.ct.model_paths import find_models
-from training.ct.plausibility import apply_rule, lesion_eval, slice_features, sum_lesion
+from training.ct.plausibility_fit import apply_rule, lesion_eval, slice_features, sum_lesion
 
 SETS = ("phantom", "second", "real")
 
@@ -174,7 +173,7 @@ def evaluate(args) -> dict:
 
 def runtime_pass(m: dict, st, floor: float) -> list:
     """Per slice (learned detections >= floor, raw lumen candidates (box, score, heat)) from the runtime detector."""
-    from edge.ct.pipeline import ModelDetector
+    from edge.ct.detector import ModelDetector
     from training.ct.lumen_calibrate import run_study
 
     lp = m.get("lumen") or LumenParams()

@@ -7,10 +7,10 @@ Validation = first-renderer phantoms (``phantom.make_study(seed, wide=0.5, distr
 and aorta lesion studies with their clean copies (``real_lesions.make_pair("aorta", seed)``, seeds ``--real-seed``+).
 The second renderer and the pulmonary volume are test sets and are never read here.
 
-Every study runs through the runtime ``edge.ct.pipeline.ModelDetector`` (2.5D window, the model at its operating
+Every study runs through the runtime ``edge.ct.detector.ModelDetector`` (2.5D window, the model at its operating
 point) with the lumen stage collecting its raw candidates (box, lumen score, heatmap max). For each grid point
 (``heat_weight`` x ``score_threshold``) the candidates are fused with :func:`edge.ct.lumen.fuse`, the runtime
-plausibility rule is applied, and findings are linked and scored per lesion (``training.ct.plausibility.lesion_eval``).
+plausibility rule is applied, and findings are linked and scored per lesion (``training.ct.plausibility_fit.lesion_eval``).
 Picked: the most sensitive point with <= ``--max-fp`` false findings per study (lesion and clean studies together;
 ties: the one spending most of that budget on lumen candidates, i.e. the usual lowest threshold within the limit),
 compared with the learned detector alone. ``--record`` writes the block into the
@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.ct.detector import ModelDetector
 from edge.ct.lumen import LumenParams, fuse
-from edge.ct.pipeline import ModelDetector
 from edge.ct.plausibility import PlausibilityParams, check
 from edge.ct.ring import SliceRing
 from edge.ct.types import CTSlice
 from edge.spec import load_spec, save_spec
-from training.ct.plausibility import lesion_eval, sum_lesion
+from training.ct.plausibility_fit import lesion_eval, sum_lesion
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 FUSIONS = (0.0, 1.0)  # linear mean, geometric gate (edge.ct.lumen.fuse)

@@ -23,7 +23,9 @@ Clots drawn in the same vein whose boxes overlap on a slice are one lesion (:fun
 filling defect on the image, one ground-truth box per slice; merged lesions can be longer than 60 mm.
 
 CLI: ``python -m training.ct.phantom --out DIR --studies N --seed S [--size 512]`` writes, per study, a DICOM
-series, a NIfTI volume and ``ground_truth.json`` (see :mod:`training.ct.phantom_io`).
+series, a NIfTI volume and ``ground_truth.json`` (see :mod:`training.ct.phantom_io`). The :class:`Study` and
+:class:`Lesion` records this renderer fills (and the writers and the second renderer share) are in
+:mod:`training.ct.study`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -39,55 +40,10 @@ import numpy as np
 
 from training.ct.anatomy import AIR, FAT, _Canvas, _interp, _sample_anatomy, _thigh_r, _vessel_frame
 from training.ct.distractors import _draw_distractors, _sample_distractors, _texture
+from training.ct.study import Lesion, Study
 
 THICKNESSES_MM = (1.0, 2.0, 3.0, 5.0)
 MAX_SLICES = 120  # keeps a study's memory and render time bounded (1 mm slices cover 120 mm)
-
-
-@dataclass
-class Lesion:
-    """A thrombus or a mimic. ``boxes`` maps slice index -> [x0, y0, x1, y1] original pixels (x1/y1 exclusive)."""
-
-    kind: str  # "partial" | "occlusive" | "mixing_streak"
-    side: int  # -1 = patient right (image left), +1 = patient left
-    level_mm: tuple[float, float]  # anatomical level range (mm caudal of the study origin)
-    params: dict
-    boxes: dict[int, list[float]] = field(default_factory=dict)
-
-    @property
-    def slice_range(self) -> tuple[int, int]:
-        keys = sorted(self.boxes)
-        return (keys[0], keys[-1]) if keys else (-1, -1)
-
-    def to_json(self) -> dict:
-        s0, s1 = self.slice_range
-        return {
-            "kind": self.kind, "side": "left" if self.side > 0 else "right",
-            "length_mm": round(self.level_mm[1] - self.level_mm[0], 2),
-            "slice_start": s0, "slice_end": s1,
-            "boxes": {str(k): [round(float(v), 2) for v in b] for k, b in sorted(self.boxes.items())},
-        }
-
-
-@dataclass
-class Study:
-    """One phantom study. hu: (n, H, W) float32 HU, ascending position. positions_mm: (n,) slice-centre z."""
-
-    seed: int
-    hu: np.ndarray
-    positions_mm: np.ndarray
-    pixel_spacing_mm: tuple[float, float]
-    thickness_mm: float
-    thrombi: list[Lesion]
-    mimics: list[Lesion]
-    veins: list[dict[int, tuple[float, float, float]]]  # per slice: side -> (x, y, radius) pixels
-    distractors: list[list[tuple[float, float]]] = field(default_factory=list)  # per slice: (x, y) px of mimics
-
-
-    def gt_boxes(self, index: int) -> list[list[float]]:
-        """Thrombus boxes on slice ``index`` (original pixels)."""
-        return [t.boxes[index] for t in self.thrombi if index in t.boxes]
-
 
 
 def _render(a: dict, level: float, shape, ps: float, lesions: list[Lesion], rng: np.random.Generator,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.ct.phantom import Study
+from training.ct.study import Study
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 GT_SCHEMA = "dvt-edge/ct-phantom-gt@1"
@@ -54,7 +54,7 @@ def write_dicom_series(study: Study, out_dir: str | Path, *, pixel_dtype: str | 
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

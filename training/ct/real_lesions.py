@@ -29,7 +29,7 @@ Per study (one integer seed, deterministic):
 
 The clean copy goes through exactly the same steps with the same draws (only the defect insertion is skipped), so
 the clean study is bit-identical to the re-sampled clean volume and differs from the lesion study only around the
-defects. Ground truth: one :class:`~training.ct.phantom.Lesion` per defect with a box on every slice where its
+defects. Ground truth: one :class:`~training.ct.study.Lesion` per defect with a box on every slice where its
 re-sliced occupancy reaches 0.5 (bounding box of those pixels, x1/y1 exclusive); overlapping defects are merged
 (``phantom.merge_overlapping``). ``Study.veins`` holds the two largest vessel cross-sections per slice (centre,
 radius; for crop sampling).
@@ -53,7 +53,8 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from training.ct.phantom import MAX_SLICES, Lesion, Study, merge_overlapping
+from training.ct.phantom import MAX_SLICES, merge_overlapping
+from training.ct.study import Lesion, Study
 
 SOURCE_MM = 1.5
 VOLUMES = {"aorta": ("aorta", "aorta.nii.gz"), "pulmonary": ("pulmonary", "pulmonary_artery.nii.gz")}
@@ -547,7 +548,8 @@ def make_pair(volume: str, seed: int, size: int = 512, n_slices: int | None = No
         for _ in range(8):  # a start whose vessel gives a segment long enough
             if spec.start is None and not len(ridge):
                 break
-            sp_ = spec if spec.start is not None else DefectSpec(**{**spec.__dict__, "start": tuple(int(v) for v in ridge[rng.integers(len(ridge))])})
+            start = tuple(int(v) for v in ridge[rng.integers(len(ridge))])
+            sp_ = spec if spec.start is not None else DefectSpec(**{**spec.__dict__, "start": start})
             df = make_defect(src, sp_, rng)
             if df is not None:
                 defects.append(df)

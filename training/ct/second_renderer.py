@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training.ct.phantom import Lesion, Study
 from training.ct.second_renderer_draw import Canvas, Smooth, Texture, beam_hardening, blur, correlated_noise
-from training.ct.second_renderer_limbs import U, Limb, sample_tissues
+from training.ct.second_renderer_limbs import Limb, U, sample_tissues
 from training.ct.second_renderer_pelvis import Pelvis
 from training.ct.second_renderer_vessels import Clot, Streak, composite, mask_box, render_vessel
+from training.ct.study import Lesion, Study
 
 REGIONS = ("thighs", "pelvis", "crop", "calf")
 THICKNESSES_MM = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
@@ -204,7 +204,7 @@ def merge_lesions(lesions: list[tuple[Lesion, str]]) -> list[Lesion]:
                 break
             if changed:
                 break
-    return [l for l, _ in items]
+    return [label for label, _ in items]
 
 
 def make_study(seed: int, size: int = 512, n_slices: int | None = None, thickness_mm: float | None = None,

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.ct.second_renderer_draw import (THETA, Canvas, Smooth, ellipse, flatten_below, harmonics, radius,
-                                              smoothstep, star)
+from training.ct.second_renderer_draw import THETA, Canvas, Smooth, ellipse, flatten_below, harmonics, radius, smoothstep, star
 from training.ct.second_renderer_vessels import Vessel
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from training.ct.second_renderer_draw import THETA, Canvas, Smooth, ellipse, flatten_below, harmonics, radius, star
-from training.ct.second_renderer_limbs import U, Tissues, node, pair
+from training.ct.second_renderer_limbs import Tissues, U, node, pair
 from training.ct.second_renderer_vessels import Vessel
 
 

@@ -1,17 +1,22 @@
-"""Train the 2.5D CT thrombus detector on phantom studies and export it (research software, not for diagnostic use).
+"""Train the 2.5D CT thrombus detector on phantom studies (research software, not for diagnostic use).
 
-    python -m training.ct.train --out DIR --k 3 --seed 1 --studies 48 --epochs 8
+    python -m export.ct_model train --out DIR --k 3 --seed 1 --studies 48 --epochs 8   # train, then export
+    python -m training.ct.train --out DIR --k 3 --seed 1 --studies 48 --epochs 8        # train only
 
 Reproducible from the seed (torch + numpy generators, fixed thread count). Study seeds: training
 ``10000*seed + i`` (i < studies), validation ``10000*seed + 5000 + i``; evaluation must use other seeds
-(``training.ct.evaluate`` checks). Writes ``DIR/ctdet-k{k}.onnx`` (opset 17, via ``export.onnx_export``), its
-sidecar spec ``ctdet-k{k}.json`` (preprocess, decode parameters, provenance, validation metrics) and the model
-card ``ctdet-k{k}.md``.
+(``training.ct.evaluate`` checks). :func:`train` returns the model and its summary (the spec's decode block,
+provenance and validation metrics). Training does not export (``training`` may not import ``export``): the ONNX
+export, its sidecar spec and the model card are written by :mod:`export.ct_model` (``ctdet-k{k}.onnx/.json/.md``),
+either in the same process (``python -m export.ct_model train ...``, the same options as here) or later from what
+this module's CLI saves: ``DIR/ctdet-k{k}.pt`` (weights) and ``DIR/ctdet-k{k}.train_summary.json``
+(``dvt-edge export ct-onnx --checkpoint DIR/ctdet-k{k}.pt``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import sys
@@ -22,9 +27,7 @@ import numpy as np
 import torch
 
 from edge.spec import ModelSpec, TensorSpec
-from export.onnx_export import export_onnx
 from training.ct import metrics
-from training.ct.card import write_model_card
 from training.ct.dataset import CropSampler, MixSampler, build_real_studies, build_studies, predict_study
 from training.ct.detector import STRIDE, CTDet, detector_loss, make_targets
 
@@ -54,7 +57,7 @@ def decode_block(threshold: float) -> dict:
 
 
 def draft_spec(args, threshold: float) -> ModelSpec:
-    """The spec used for validation before export (export_onnx writes the final one)."""
+    """The spec used for validation before export (``export.ct_model`` writes the final one)."""
     s, hs = args.input_size, args.input_size // STRIDE
     return ModelSpec(f"ctdet-k{args.k}", "ct-thrombus-detection", TensorSpec("image", (1, args.k, s, s), "float32"),
                      (TensorSpec("heatmap", (1, 1, hs, hs), "float32"), TensorSpec("box", (1, 4, hs, hs), "float32")),
@@ -80,7 +83,8 @@ def evaluate_prepared(infer, studies, spec: ModelSpec, floor: float = 0.05) -> m
     return metrics.evaluate_detections(preds, gts, ids)
 
 
-def train(args) -> Path:
+def train(args) -> tuple[CTDet, dict]:
+    """Train and validate; returns the model (eval mode) and its summary (see :func:`summary_of`)."""
     t_start = time.perf_counter()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -152,13 +156,11 @@ def train(args) -> Path:
     print(f"  validation @ {threshold:.3f}: sensitivity {at['sensitivity']:.3f}, FPPI {at['fppi']:.3f}, "
           f"AP {val['ap_iou0.1']:.3f}, slice AUROC {val['slice_auroc']:.3f}", flush=True)
 
-    out = Path(args.out)
     name = f"ctdet-k{args.k}"
-    example = torch.from_numpy(np.zeros((1, args.k, args.input_size, args.input_size), np.float32))
     extra = {
         "decode": decode_block(threshold),
         "training": {
-            "command": "python -m training.ct.train " + " ".join(sys.argv[1:]) if args.record_argv else args.command,
+            "command": args.command,
             "seed": args.seed, "data": "synthetic CT venography phantoms (training.ct.phantom), no patient data"
                     + (f"; {args.distractors:.0%} of studies with non-venous distractors (ribs, bowel, organs, nodes, "
                        "vessels, calcifications, streaks)" if args.distractors else "")
@@ -167,12 +169,16 @@ def train(args) -> Path:
                     + (f"; real contrast CT ({args.real} crop, TotalSegmentator test data, Apache-2.0) with inserted "
                        f"filling defects (training.ct.real_lesions), {args.real_weight:.0%} of training crops; the "
                        f"other source volume is held out" if args.real else ""),
-            "real_volume": args.real, "real_train_seeds": study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)] if args.real else None,
-            "real_val_seeds": study_seeds(args.seed, args.real_val_studies, "val")[::max(args.real_val_studies - 1, 1)] if args.real else None,
+            "real_volume": args.real,
+            "real_train_seeds": (study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)]
+                                 if args.real else None),
+            "real_val_seeds": (study_seeds(args.seed, args.real_val_studies, "val")[::max(args.real_val_studies - 1, 1)]
+                               if args.real else None),
             "wide": args.wide, "geo_aug": args.geo_aug, "intensity_aug": args.intensity_aug,
             "train_study_seeds": [study_seeds(args.seed, args.studies, "train")[0], study_seeds(args.seed, args.studies, "train")[-1]],
             "val_study_seeds": [study_seeds(args.seed, args.val_studies, "val")[0], study_seeds(args.seed, args.val_studies, "val")[-1]],
-            "phantom_size": args.phantom_size, "distractors": args.distractors, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "phantom_size": args.phantom_size, "distractors": args.distractors, "epochs": args.epochs,
+            "steps_per_epoch": args.steps_per_epoch,
             "batch": args.batch, "crop": args.crop, "lr": args.lr, "optimizer": "AdamW, warmup + cosine",
             "loss": "penalty-reduced focal loss (heatmap) + smooth-L1 on log box distances",
             "architecture": {"family": "anchor-free CenterNet-style, one stride-4 level, FPN-style merge",
@@ -184,16 +190,26 @@ def train(args) -> Path:
         "metrics": {"validation": val, "operating_point": f"most sensitive threshold with FPPI <= {args.op_fppi} on validation"},
         "intended_use": "research software, not for diagnostic use",
     }
-    spec = export_onnx(model, example, out / f"{name}.onnx", name=name, task="ct-thrombus-detection",
-                       input_name="image", output_names=OUTPUTS, preprocess=preprocess_block(args),
-                       labels=["thrombus"], extra=extra)
-    write_model_card(spec, out / f"{name}.md")
-    print(f"wrote {out / (name + '.onnx')} (+ .json, .md) in {time.perf_counter() - t_start:.0f} s total", flush=True)
-    return out / f"{name}.onnx"
+    summary = {"name": name, "k": args.k, "input_size": args.input_size, "outputs": OUTPUTS,
+               "preprocess": preprocess_block(args), "extra": extra}
+    return model, summary
 
 
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description="Train the CT thrombus detector on phantoms (not for diagnostic use).")
+def save_trained(model: CTDet, summary: dict, out: str | Path) -> tuple[Path, Path]:
+    """``DIR/<name>.pt`` (state dict) and ``DIR/<name>.train_summary.json``: what ``export.ct_model`` exports."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pt, js = out / f"{summary['name']}.pt", out / f"{summary['name']}.train_summary.json"
+    torch.save(model.state_dict(), pt)
+    js.write_text(json.dumps(summary, indent=2) + "\n")
+    return pt, js
+
+
+def parse_args(argv=None, prog: str = "python -m training.ct.train", call: str = "training.ct.train.train"):
+    """The training options. ``args.command`` (recorded in the spec): ``prog`` + the command line when ``argv`` is
+    None, else ``call(argv)``."""
+    ap = argparse.ArgumentParser(prog=prog, description="Train the CT thrombus detector on phantoms (not for "
+                                                        "diagnostic use).")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--k", type=int, default=3, choices=[1, 3, 5, 7, 9, 11])
     ap.add_argument("--seed", type=int, default=1)
@@ -226,13 +242,19 @@ def parse_args(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop starting epochs after this many minutes")
     ap.add_argument("--checkpoint", action="store_true", help="save DIR/ctdet-k{k}.pt after every epoch")
     args = ap.parse_args(argv)
-    args.record_argv = argv is None
-    args.command = "training.ct.train.train(" + " ".join(argv or []) + ")"
+    if argv is None:
+        args.command = f"{prog} " + " ".join(sys.argv[1:])
+    else:
+        args.command = f"{call}(" + " ".join(argv) + ")"
     return args
 
 
 def main(argv=None) -> int:
-    train(parse_args(argv))
+    """Train only: saves the weights and the summary; export them with ``export.ct_model``."""
+    args = parse_args(argv)
+    model, summary = train(args)
+    pt, js = save_trained(model, summary, args.out)
+    print(f"wrote {pt} and {js}; export with: dvt-edge export ct-onnx --checkpoint {pt} --out {args.out}", flush=True)
     return 0
 
 

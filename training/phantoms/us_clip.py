@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.us.types import VerdictKind
+
 from .anatomy import FPS_CHOICES, ClipParams, sample_params, widen
 from .render import Tissue, build_tissue, render_image
 from .screen import ScreenLayout, compose, draw_overlay, sample_layout
@@ -83,11 +85,11 @@ def build_scene(seed: int, *, dvt: bool | None = None, pressure: str | None = No
     return Scene(int(seed), P, layout, build_tissue(P), overlay)
 
 
-def expected_verdict(dvt: bool, pressure: str) -> str:
+def expected_verdict(dvt: bool, pressure: str) -> VerdictKind:
     """Verdict the pipeline should give: indeterminate under low pressure, else by DVT status."""
     if pressure == "low":
-        return "indeterminate"
-    return "non_compressible" if dvt else "compressible"
+        return VerdictKind.INDETERMINATE
+    return VerdictKind.NON_COMPRESSIBLE if dvt else VerdictKind.COMPRESSIBLE
 
 
 def _axis_ratio(mask: np.ndarray) -> float:

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.us.types import VerdictKind
 from training.second_renderer.us_params import Scene, draw_scene
 from training.second_renderer.us_render import Renderer
 
@@ -89,9 +90,9 @@ def make_label(scene: Scene, vein_area: np.ndarray, art_area: np.ndarray, art_as
     asp_rest = float(np.nanmean(art_aspect[rest]))
     asp_min = float(np.nanmin(art_aspect))
     if scene.pressure == "low":
-        verdict = "indeterminate"
+        verdict = VerdictKind.INDETERMINATE
     else:
-        verdict = "non_compressible" if scene.dvt else "compressible"
+        verdict = VerdictKind.NON_COMPRESSIBLE if scene.dvt else VerdictKind.COMPRESSIBLE
     label = {
         "renderer": "second",
         "seed": int(scene.seed),

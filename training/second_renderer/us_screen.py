@@ -54,7 +54,8 @@ def build_overlay(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     fs = 0.38 if W <= 640 else 0.46
     lh = int(16 if W <= 640 else 19)
     side = "R" if rng.random() < 0.5 else "L"
-    site = {"femoral": rng.choice(["CFV", "FEM", "GROIN", "CFV/CFA"]), "popliteal": rng.choice(["POP", "POPV", "POPLITEAL", "KNEE"])}[scene.site]
+    site = {"femoral": rng.choice(["CFV", "FEM", "GROIN", "CFV/CFA"]),
+            "popliteal": rng.choice(["POP", "POPV", "POPLITEAL", "KNEE"])}[scene.site]
 
     # header along the top
     hdr = [str(rng.choice(_BRANDS)), str(rng.choice(_PROBES)), str(rng.choice(["Venous", "Vasc LE", "DVT", "Vein", "PV"]))]

@@ -154,7 +154,8 @@ def build_tissue(scene: Scene) -> Tissue:
     pv_w = np.clip(1.5 - rr, 0, 1) * below_fascia
     sig_pv = rng.uniform(0.35, 1.2) if scene.site == "popliteal" else rng.uniform(0.3, 0.9)
     mott = np.exp(0.6 * smooth_noise(rng, (Hc, Wc), 0.8 * mm, 0.5 * mm))
-    sigma = sigma * (1 - pv_w) + pv_w * sig_pv * mott * (1.0 + 3.0 * striations(rng, (Hc, Wc), rng.uniform(-0.3, 0.3), 1.0 * mm, 0.12 * mm, 0.5))
+    stri = striations(rng, (Hc, Wc), rng.uniform(-0.3, 0.3), 1.0 * mm, 0.12 * mm, 0.5)
+    sigma = sigma * (1 - pv_w) + pv_w * sig_pv * mott * (1.0 + 3.0 * stri)
 
     # fasciae: deep fascia over the vessels, intermuscular septa below them (bright, partly specular)
     polys, widths, vals = [], [], []

@@ -1,0 +1,98 @@
+"""Export the 2.5D CT thrombus detector to ONNX with its sidecar spec and model card (not for diagnostic use).
+
+    python -m export.ct_model train --out DIR --k 3 --seed 1 --studies 48 --epochs 8   # train, then export
+    python -m export.ct_model --checkpoint DIR/ctdet-k3.pt --out DIR                  # export saved weights
+    dvt-edge export ct-onnx --checkpoint DIR/ctdet-k3.pt --out DIR                     # the same
+
+``train`` takes the options of ``python -m training.ct.train`` and writes what that command wrote before the
+export moved here: ``DIR/ctdet-k{k}.onnx`` (opset 17, via :mod:`export.onnx_export`), its spec ``ctdet-k{k}.json``
+(preprocess, decode parameters, provenance, validation metrics) and the card ``ctdet-k{k}.md``. The checkpoint
+form reads ``ctdet-k{k}.pt`` and ``ctdet-k{k}.train_summary.json`` saved by ``python -m training.ct.train``.
+The card is rendered by :mod:`training.ct.card`, which the calibration and evaluation commands also use to
+rewrite it after they update the spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.spec import ModelSpec
+from export.onnx_export import export_onnx
+from training.ct.card import write_model_card
+from training.ct.detector import CTDet
+from training.ct.train import parse_args, train
+
+
+def export_ct_model(model: CTDet, summary: dict, out: str | Path) -> ModelSpec:
+    """``out/<name>.onnx`` + ``.json`` spec + ``.md`` card from a trained model and its training summary."""
+    out, name = Path(out), summary["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    example = torch.from_numpy(np.zeros((1, summary["k"], summary["input_size"], summary["input_size"]), np.float32))
+    spec = export_onnx(model, example, out / f"{name}.onnx", name=name, task="ct-thrombus-detection",
+                       input_name="image", output_names=list(summary["outputs"]), preprocess=summary["preprocess"],
+                       labels=["thrombus"], extra=summary["extra"])
+    write_model_card(spec, out / f"{name}.md")
+    return spec
+
+
+def load_checkpoint(checkpoint: str | Path, summary_path: str | Path | None = None) -> tuple[CTDet, dict]:
+    """The model and summary saved by ``python -m training.ct.train`` (summary default: beside the weights)."""
+    checkpoint = Path(checkpoint)
+    summary_path = Path(summary_path) if summary_path else checkpoint.with_suffix(".train_summary.json")
+    summary = json.loads(summary_path.read_text())
+    arch = summary["extra"]["training"]["architecture"]
+    model = CTDet(summary["k"], arch["width"], arch["head"])
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    model.eval()
+    return model, summary
+
+
+def train_and_export(argv: list[str], command: str | None = None) -> Path:
+    """``python -m export.ct_model train ...``: train as ``training.ct.train`` does, then export. ``command``: what
+    the spec records as the command (default: a call-like record of ``argv``)."""
+    t_start = time.perf_counter()
+    args = parse_args(argv, prog="python -m export.ct_model train", call="export.ct_model.train_and_export")
+    if command:
+        args.command = command
+    model, summary = train(args)
+    out = Path(args.out)
+    export_ct_model(model, summary, out)
+    name = summary["name"]
+    print(f"wrote {out / (name + '.onnx')} (+ .json, .md) in {time.perf_counter() - t_start:.0f} s total", flush=True)
+    return out / f"{name}.onnx"
+
+
+def export_checkpoint(checkpoint: Path, summary: Path | None, out: Path | None) -> Path:
+    model, summ = load_checkpoint(checkpoint, summary)
+    out = Path(out) if out else Path(checkpoint).parent
+    export_ct_model(model, summ, out)
+    print(f"wrote {out / (summ['name'] + '.onnx')} (+ .json, .md)", flush=True)
+    return out / f"{summ['name']}.onnx"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["train"]:
+        train_and_export(args[1:], "python -m export.ct_model " + " ".join(args) if argv is None else None)
+        return 0
+    p = argparse.ArgumentParser(prog="python -m export.ct_model", description=__doc__.split("\n")[0],
+                                epilog="train, then export: python -m export.ct_model train --out DIR ... (the "
+                                       "options of python -m training.ct.train; train --help lists them)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="ctdet-k{k}.pt from python -m training.ct.train")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="its train_summary.json (default: ctdet-k{k}.train_summary.json beside the weights)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
+    a = p.parse_args(args)
+    export_checkpoint(a.checkpoint, a.summary, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The CT detector's export (export/ct_model.py): train-only CLI + export from the checkpoint, and train-then-export
+in one command, both writing the ONNX model, its spec and its card (tiny settings: seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from training.ct.detector import STRIDE  # noqa: E402
+
+TINY = ["--k", "1", "--seed", "5", "--studies", "2", "--val-studies", "1", "--epochs", "1", "--steps-per-epoch", "2",
+        "--batch", "4", "--crop", "64", "--width", "8", "--head", "16", "--phantom-size", "96", "--target-mm", "3.0",
+        "--input-size", "128", "--workers", "1"]
+
+
+def check_outputs(out) -> dict:
+    spec = json.loads((out / "ctdet-k1.json").read_text())
+    assert spec["input"]["shape"] == [1, 1, 128, 128] and spec["opset"] == 17
+    assert spec["preprocess"]["target_spacing_mm"] == 3.0 and spec["decode"]["stride"] == STRIDE
+    assert spec["training"]["train_study_seeds"] == [50000, 50001] and "validation" in spec["metrics"]
+    assert "not for diagnostic use" in (out / "ctdet-k1.md").read_text()
+    return spec
+
+
+def test_train_then_export_in_one_command(tmp_path, capsys):
+    from export.ct_model import main
+
+    assert main(["train", "--out", str(tmp_path), *TINY]) == 0
+    spec = check_outputs(tmp_path)
+    assert spec["training"]["command"].startswith("export.ct_model.train_and_export(--out ")
+    assert "epoch 1/1" in capsys.readouterr().out
+
+
+def test_training_cli_saves_weights_and_export_ct_onnx_writes_model_spec_and_card(tmp_path, capsys):
+    import edge.cli
+    from training.ct.train import main
+
+    assert main(["--out", str(tmp_path), *TINY]) == 0
+    assert (tmp_path / "ctdet-k1.pt").is_file() and not (tmp_path / "ctdet-k1.onnx").exists()
+    assert "epoch 1/1" in capsys.readouterr().out
+    assert edge.cli.main(["export", "ct-onnx", "--checkpoint", str(tmp_path / "ctdet-k1.pt")]) == 0
+    spec = check_outputs(tmp_path)
+    assert spec["training"]["command"].startswith("training.ct.train.train(--out ")
