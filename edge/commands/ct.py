@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.argtypes import positive_int
+from edge.argtypes import positive_int, positive_seconds, probability
 from edge.jobs.ct import DetectorOptions
 from edge.notice import NOTICE
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="inference runtime (default auto)")
         p.add_argument("--model", type=Path, help="detector .onnx with its .json spec (default: the packaged ctdet-k3)")
         p.add_argument("--k", type=int, default=None, help="slices per window: 1, 3 or 11 (default: the model's)")
-        p.add_argument("--score-threshold", type=_score, default=None,
+        p.add_argument("--score-threshold", type=probability, default=None,
                        help="minimum detection score, 0 to 1 (default: the model's)")
         p.add_argument("--series-uid", default=None, help="series to process: full SeriesInstanceUID or the short hash")
         p.add_argument("--lumen", choices=["spec", "on", "off"], default="spec",
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                        "--expected slices were taken. " + NOTICE)
     watch.add_argument("path", type=Path, help="the folder the slices are written into")
     watch.add_argument("--json", type=Path, help="write the report to this JSON file")
-    watch.add_argument("--idle-timeout", type=_positive_seconds, default=10.0, metavar="S",
+    watch.add_argument("--idle-timeout", type=positive_seconds, default=10.0, metavar="S",
                        help="stop after this many seconds without a new or growing file (default 10)")
     watch.add_argument("--expected", type=positive_int, default=None, metavar="N",
                        help="stop once this many files were taken (default: wait for the idle timeout)")
@@ -101,17 +101,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime threads per study (default: all cores locally, 1 per Ray task)")
     common(p)
     p.set_defaults(func=cmd_batch)
-
-
-def _score(text: str) -> float:
-    """argparse type of --score-threshold: a number in [0, 1] (detector scores are probabilities)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number; give a score between 0 and 1, e.g. 0.3") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..1; detector scores are between 0 and 1, e.g. 0.3")
-    return value
 
 
 def _workers(text: str) -> int:
@@ -174,16 +163,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         detect_series(source, handle, kind, k=args.k, out=args.out, json_path=args.json, on_finding=_printer(),
                       log=_log, warn=_warn)
     return 0
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 seconds")
-    return value
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
