@@ -101,6 +101,28 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
                       f"findings per study {lb.get('findings_per_study')} -> {la.get('findings_per_study')}, false findings "
                       f"per study {lb.get('fp_findings_per_study')} -> {la.get('fp_findings_per_study')}, thrombus "
                       f"sensitivity (findings) {lb.get('thrombus_sensitivity')} -> {la.get('thrombus_sensitivity')}.", ""]
+    lumen = spec.extra.get("lumen")
+    if isinstance(lumen, dict):
+        cal = lumen.get("calibration", {})
+        picked, alone = cal.get("picked", {}), cal.get("detector_alone", {})
+        state = "ON" if lumen.get("enabled") else "OFF (it did not beat the detector alone on validation)"
+        lines += [
+            "## Vessel-lumen stage (`edge/ct/lumen.py`, `ct scan --lumen on|off`)",
+            "",
+            f"Shipped {state}. A dark defect ({lumen.get('defect_lo_hu')}..{lumen.get('defect_hi_hu')} HU) inside a "
+            f"bright lumen ({lumen.get('bright_lo_hu')}..{lumen.get('bright_hi_hu')} HU), partial or occlusive, "
+            f"vessel {lumen.get('min_diam_mm')}-{lumen.get('max_diam_mm')} mm, fused with the learned heatmap "
+            f"(fusion {lumen.get('fusion')}, heat weight {lumen.get('heat_weight')}, threshold "
+            f"{lumen.get('score_threshold')}).",
+        ]
+        if cal:
+            lines += [
+                f"Chosen on validation only ({cal.get('criterion', '?')}): with the stage thrombus sensitivity "
+                f"{_fmt(picked.get('thrombus_sensitivity'))}, {_fmt(picked.get('fp_findings_per_study'))} false findings "
+                f"per study; the detector alone {_fmt(alone.get('thrombus_sensitivity'))}, "
+                f"{_fmt(alone.get('fp_findings_per_study'))}. `{cal.get('command', '?')}`.",
+            ]
+        lines.append("")
     test = mets.get("test", {})
     if "lesion" in test:
         w, a, b = test["with_rule"], test["lesion"]["no_rule"], test["lesion"]["with_rule"]
