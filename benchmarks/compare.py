@@ -121,19 +121,15 @@ def make_hd_clip(src: Path, dst: Path, n_frames: int) -> Path:
 def plain_loop(clip: Path, model: Path, backend: str, threads: int) -> int:
     """decode -> grey -> resize -> infer -> argmax over the whole clip; returns the frame count.
 
-    On ONNX Runtime CPU the plain loop keeps ONNX Runtime's spin-waiting ON: it has no other thread to
-    give way to, so that is its fastest setting (the job turns it off for its capture and video threads)."""
+    The backend is opened as for a model timed alone (:func:`benchmarks.models.open_alone`): the plain loop has
+    no other thread to give way to."""
     import cv2
 
-    from edge.backends import open_backend
-    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from benchmarks.models import open_alone
     from edge.spec import load_spec
 
     spec = load_spec(model)
-    if backend == "onnxruntime-cpu":
-        be = OnnxRuntimeBackend(model, ["CPUExecutionProvider"], threads, spinning=True)
-    else:
-        be, _ = open_backend(model, backend, threads=threads)
+    be, _ = open_alone(model, backend, threads)
     h, w = spec.input_hw
     cap = cv2.VideoCapture(str(clip))
     n = 0

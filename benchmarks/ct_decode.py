@@ -34,28 +34,26 @@ MODES = ("model", "before", "w0", "w1", "w2", "w3")
 
 
 def _one(mode: str, folder: Path, repeats: int) -> dict:
+    from benchmarks.models import open_alone
     from edge.ct import j2k
+    from edge.ct.detector import ModelDetector, default_model_path
     from edge.ct.loop import run_slice_loop
     from edge.ct.stream import SliceStream
     from edge.jobs.ct import DetectorOptions, open_input, open_model_detector
+    from edge.spec import load_spec
 
     if mode == "before":
         j2k._done = True  # never registered: pydicom's own plugin order, as before
-    handle = open_model_detector(DetectorOptions())
-    detector = handle.detector
+    path = default_model_path()
+    if mode == "model":  # the model-only reference, opened as for a model timed alone (benchmarks.models)
+        detector = ModelDetector(open_alone(path, "auto", None)[0], load_spec(path))
+    else:
+        detector = open_model_detector(DetectorOptions()).detector
     workers = {"before": 1, "w0": 0, "w1": 1, "w2": 2, "w3": 3}.get(mode)
     rows = []
     findings = None
     pre = None
     if mode == "model":
-        # the model-only reference at its fastest: ONNX Runtime's spin-waiting on (nothing else runs beside it)
-        from edge.backends.onnxruntime import OnnxRuntimeBackend
-
-        if detector.backend.name.startswith("onnxruntime:CPU"):
-            detector.backend.close()
-            from edge.ct.detector import default_model_path
-
-            detector.backend = OnnxRuntimeBackend(default_model_path(), ["CPUExecutionProvider"], spinning=True)
         stream, _ = open_input(folder, decode_workers=0)
         pre = list(stream)
     for rep in range(repeats + 1):  # rep 0: warm-up
@@ -75,7 +73,7 @@ def _one(mode: str, folder: Path, repeats: int) -> dict:
         findings = [f.to_json() for f in result.findings]
     detector.backend.close()
     med = lambda key: round(statistics.median(r[key] for r in rows), 2)  # noqa: E731
-    return {"mode": mode, "slices": n, "model": handle.model["file"], "backend": detector.backend.name,
+    return {"mode": mode, "slices": n, "model": path.name, "backend": detector.backend.name,
             "threads": getattr(detector.backend, "threads", None),
             "wall_ms_per_slice": med("wall_ms_per_slice"), "infer_ms_per_slice": med("infer_ms"),
             "runs": rows, "findings": findings,

@@ -23,21 +23,12 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.env import load_average, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "edge" / "assets" / "demo-normal.mp4"
 MODEL = ROOT / "edge" / "assets" / "resunet-lite.onnx"
 FPS = 30.0
-
-
-def clip_frames(path: Path) -> list[np.ndarray]:
-    """Every frame of ``path`` as 8-bit grey. ValueError when none decodes."""
-    from edge.sources.testing import video_frames
-
-    return video_frames(path, grey=True)
 
 
 def window_summary(costs_ms: list[float], window: int) -> dict:
@@ -58,10 +49,11 @@ def run(frames: int, window: int, threads: int, model: Path = MODEL, clip: Path 
     first window measured at the same time as the last one, so the machine's drift cancels in the ratio."""
     from edge.backends import open_backend
     from edge.sources.base import Frame
+    from edge.sources.testing import video_frames
     from edge.spec import load_spec
     from edge.us.pipeline import UltrasoundPipeline
 
-    images = clip_frames(clip)
+    images = video_frames(clip, grey=True)
     spec = load_spec(model)
     backend, _ = open_backend(model, "onnxruntime-cpu", threads=threads)
     long_pipe, fresh_pipe = UltrasoundPipeline(backend, spec), UltrasoundPipeline(backend, spec)

@@ -102,21 +102,14 @@ def fp16_artifact(model: Path, tmp: Path) -> Path:
 
 
 def prepare_backend(model: Path, requested: str, cfg: BenchConfig, x: np.ndarray, batch: int) -> Prepared:
-    from edge.backends import open_backend
+    from benchmarks.models import open_alone
     from edge.errors import DvtEdgeError
     from edge.us.int8_frames import calibration_inputs
 
     try:
-        be, choice = open_backend(model, requested, threads=cfg.threads, calibration=calibration_inputs)
+        be, choice = open_alone(model, requested, cfg.threads, calibration=calibration_inputs)
     except DvtEdgeError as exc:
         raise Skip(str(exc)) from exc
-    if be.name == "onnxruntime:CPUExecutionProvider" and not getattr(be, "spinning", True):
-        # model only, nothing else running: ONNX Runtime at its fastest, spin-waiting on (the jobs turn it off
-        # for their capture, video and decode threads; edge/backends/onnxruntime.py)
-        from edge.backends.onnxruntime import OnnxRuntimeBackend
-
-        be.close()
-        be = OnnxRuntimeBackend(model, ["CPUExecutionProvider"], cfg.threads, spinning=True)
     spec = be.inputs[0]
     if isinstance(spec.shape[0], int) and spec.shape[0] != batch:
         be.close()

@@ -106,3 +106,18 @@ def demo_input(spec: ModelSpec, clip: Path = DEMO_CLIP, frame_index: int = 40) -
         return np.random.default_rng(0).random((1, 1, h, w), dtype=np.float32)
     x, _ = Preprocessor(spec)(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
     return np.array(x, dtype=np.float32, copy=True)
+
+
+def open_alone(model: Path, requested: str, threads: int | None, calibration=None):
+    """(Backend, Choice) for timing a model ALONE, as ``edge.backends.open_backend`` would open it, except that
+    ONNX Runtime on the CPU keeps its intra-op spin-waiting on: with nothing else running that is its fastest
+    setting (the jobs turn it off for their capture, video and decode threads; edge/backends/onnxruntime.py).
+    The plain-loop and model-only references use this, so no ratio is flattered by a slowed reference."""
+    from edge.backends import choose_backend, open_backend
+
+    choice = choose_backend(requested)
+    if choice.name == "onnxruntime-cpu":
+        from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model, ["CPUExecutionProvider"], threads, spinning=True), choice
+    return open_backend(model, requested, threads=threads, calibration=calibration)

@@ -68,7 +68,6 @@ def run_frame_loop(
                 break
     finally:
         frames.close()  # the generator's own finally stops and joins the capture thread
-        capture.stop()
     stats = capture.capture_stats()
     return LoopResult(pipeline.current_verdict(final=True), n, stats.frames_captured, stats.dropped)
 
@@ -180,13 +179,69 @@ def run_us_job(
     spec = load_spec(model)  # fail on a bad model before opening a camera
     with ExitStack() as stack:
         be, choice = open_backend(model, backend, threads=threads, calibration=calibration_inputs)
-        # closed on every way out (an error, Ctrl-C): device buffers and a CUDA stream under TensorRT
+        # closed on every way out (an error, Ctrl-C): device buffers and a CUDA stream under TensorRT; the
+        # stack closes the sinks, then the source, then the backend
         stack.callback(be.close)
-        outputs = _run(stack, be, choice, spec, source_spec, backend=backend, out_dir=out_dir, json_path=json_path,
-                       stem=stem, config=config, pace=pace, max_frames=max_frames, progress=progress, video=video,
-                       video_format=video_format, video_height=video_height, video_queue=video_queue,
-                       mm_per_px=mm_per_px, log=log)
-    recorder, report_sink, json_path, loop = outputs
+        log(f"backend: {choice.name} ({choice.reason})")
+        pipeline = UltrasoundPipeline(be, spec, config)
+        if out_dir is not None:
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"--out {out_dir}: cannot create the folder: {exc.strerror or exc}") from exc
+            json_path = json_path or out_dir / f"{stem}.json"
+        source = stack.enter_context(open_source(source_spec, pace=pace))
+        check_crop(config.crop, frame_size(source), source.name)
+        # this run's outputs replace the previous run's: none of them may survive to look like this run's
+        stale = [json_path] if json_path else []
+        if out_dir is not None:
+            stale += [out_dir / f"{stem}.{ext}" for ext in ("mp4", "webm")] + [out_dir / f"{stem}_curve.png"]
+        for old in stale:
+            old.unlink(missing_ok=True)
+        sinks: list[ResultSink] = []
+        report_sink = JsonReportSink(json_path) if json_path else None
+        if report_sink:
+            sinks.append(report_sink)
+        recorder = video_sink = None
+        if out_dir is not None and video:
+            recorder = VideoRecorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0, height=video_height)
+            # live/paced: the verdict never waits for the video (drop); files read losslessly: a complete video
+            policy = DROP_POLICY if (pace or source.live) else WAIT_POLICY
+            video_sink = BackgroundRecorder(recorder, queue_frames=video_queue, policy=policy)
+            sinks.append(video_sink)
+        if progress:
+            sinks.append(ProgressPrinter(total=source.frame_count, live=source.live))
+        group = stack.enter_context(SinkGroup(sinks))
+        try:
+            loop = run_frame_loop(source, pipeline, [group.write], pace=pace, max_frames=max_frames)
+        except BaseException as exc:  # the report written on the way out says why the run stopped
+            if report_sink is not None:
+                report_sink.error = (str(exc) if isinstance(exc, DvtEdgeError)
+                                     else (str(exc) or "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt)
+                                     else f"{type(exc).__name__}: {exc}")
+            raise
+        facts = input_facts(source, loop, max_frames)
+        calibration = mm_per_px or getattr(source, "calibration", None)  # edge.sources.calibration: reporting only
+        if calibration is not None:
+            facts["calibration"] = calibration.to_json()
+        warnings = input_warnings(facts)
+        for w in warnings:
+            log(f"warning: {w}")
+        video_stats = None
+        if video_sink is not None:
+            video_sink.drain()  # the loop is over: let the encoder catch up, so the counts are final
+            video_stats = video_sink.stats()
+            if video_stats["frames_dropped"]:
+                log(f"video: {video_stats['frames_dropped']} of {video_stats['frames_offered']} frames left out "
+                    f"of the video (encoder behind, queue of {video_sink.queue_frames} full; every frame was "
+                    "still measured)")
+        group.finish(RunSummary(
+            verdict=loop.verdict, source=source.name, backend=be.name, model=spec.name,
+            dropped_frames=loop.dropped, config={"us": config.to_json(), "backend_requested": backend,
+                                                 "backend_choice": choice.reason, "pace": pace,
+                                                 "live": bool(source.live)},
+            model_spec=spec.to_json(), input=facts, warnings=tuple(warnings), video=video_stats,
+        ))
     if recorder is not None and recorder.codec_note:
         log(f"video: {recorder.codec_note}")  # e.g. H.264 unavailable in this OpenCV build -> mp4v
     report = report_sink.report if report_sink else None
@@ -196,70 +251,3 @@ def run_us_job(
                                 report["baseline_vein_area_px"], report["min_vein_area_px"],
                                 report["verdict"], report["compressibility"])
     return JobOutputs(report, recorder.path if recorder else None, curve, json_path, loop, choice)
-
-
-def _run(stack: ExitStack, be, choice: Choice, spec, source_spec: str, *, backend: str, out_dir, json_path, stem,
-         config: UsConfig, pace: bool, max_frames, progress: bool, video: bool, video_format: str, video_height,
-         video_queue: int, mm_per_px, log):
-    """The body of :func:`run_us_job` once the backend is open; every resource goes on ``stack``."""
-    log(f"backend: {choice.name} ({choice.reason})")
-    pipeline = UltrasoundPipeline(be, spec, config)
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"--out {out_dir}: cannot create the folder: {exc.strerror or exc}") from exc
-        json_path = json_path or out_dir / f"{stem}.json"
-    source = stack.enter_context(open_source(source_spec, pace=pace))
-    check_crop(config.crop, frame_size(source), source.name)
-    # this run's outputs replace the previous run's: none of them may survive to look like this run's
-    stale = [json_path] if json_path else []
-    if out_dir is not None:
-        stale += [out_dir / f"{stem}.{ext}" for ext in ("mp4", "webm")] + [out_dir / f"{stem}_curve.png"]
-    for old in stale:
-        old.unlink(missing_ok=True)
-    sinks: list[ResultSink] = []
-    report_sink = JsonReportSink(json_path) if json_path else None
-    if report_sink:
-        sinks.append(report_sink)
-    recorder = video_sink = None
-    if out_dir is not None and video:
-        recorder = VideoRecorder(out_dir / f"{stem}.{video_format}", source.fps or 30.0, height=video_height)
-        # live/paced: the verdict never waits for the video (drop); files read losslessly: a complete video
-        policy = DROP_POLICY if (pace or source.live) else WAIT_POLICY
-        video_sink = BackgroundRecorder(recorder, queue_frames=video_queue, policy=policy)
-        sinks.append(video_sink)
-    if progress:
-        sinks.append(ProgressPrinter(total=source.frame_count, live=source.live))
-    group = stack.enter_context(SinkGroup(sinks))
-    try:
-        loop = run_frame_loop(source, pipeline, [group.write], pace=pace, max_frames=max_frames)
-    except BaseException as exc:  # the report written on the way out says why the run stopped
-        if report_sink is not None:
-            report_sink.error = (str(exc) if isinstance(exc, DvtEdgeError)
-                                 else (str(exc) or "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt)
-                                 else f"{type(exc).__name__}: {exc}")
-        raise
-    facts = input_facts(source, loop, max_frames)
-    calibration = mm_per_px or getattr(source, "calibration", None)  # edge.sources.calibration: reporting only
-    if calibration is not None:
-        facts["calibration"] = calibration.to_json()
-    warnings = input_warnings(facts)
-    for w in warnings:
-        log(f"warning: {w}")
-    video_stats = None
-    if video_sink is not None:
-        video_sink.drain()  # the loop is over: let the encoder catch up, so the counts are final
-        video_stats = video_sink.stats()
-        if video_stats["frames_dropped"]:
-            log(f"video: {video_stats['frames_dropped']} of {video_stats['frames_offered']} frames left out "
-                f"of the video (encoder behind, queue of {video_sink.queue_frames} full; every frame was "
-                "still measured)")
-    group.finish(RunSummary(
-        verdict=loop.verdict, source=source.name, backend=be.name, model=spec.name,
-        dropped_frames=loop.dropped, config={"us": config.to_json(), "backend_requested": backend,
-                                                "backend_choice": choice.reason, "pace": pace,
-                                                "live": bool(source.live)},
-        model_spec=spec.to_json(), input=facts, warnings=tuple(warnings), video=video_stats,
-    ))
-    return recorder, report_sink, json_path, loop

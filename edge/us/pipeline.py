@@ -63,14 +63,15 @@ class UltrasoundPipeline:
         self._pending: deque[tuple[np.ndarray, np.ndarray, float]] = deque(
             maxlen=int(self.cfg.identity.evidence_s * 120) + 2)  # (labels, logits, t) until identity is decided
         self._maxlen = int(self.cfg.window_s * 240) + 1  # a memory bound only; the window is trimmed by time
+        self._curves_version = 0  # bumped on every change of the curves; the measurements are cached per version
+        self._measured_version = -1
         self._reset_curves()
         self.t0: float | None = None
         self.episodes: deque[Verdict] = deque(maxlen=self.cfg.episodes.max_history)  # completed presses
 
     def _reset_curves(self) -> None:
         m = self._maxlen
-        self._curves_version = getattr(self, "_curves_version", 0) + 1  # bumped on every change of the curves
-        self._measured_version = -1
+        self._curves_version += 1
         self.t: deque[float] = deque(maxlen=m)
         self.vein: deque[float] = deque(maxlen=m)
         self.artery_ratio: deque[float] = deque(maxlen=m)

@@ -13,10 +13,7 @@ import pytest
 import edge.cli
 from edge.ct.testing import write_series
 
-
-@pytest.fixture(autouse=True)
-def only_ct(ct_commands_only, threshold_detector):
-    pass
+pytestmark = pytest.mark.usefixtures("ct_commands_only", "threshold_detector")
 
 
 def test_watch_processes_a_folder_filled_while_it_runs(tmp_path, capsys):
