@@ -1,4 +1,5 @@
-"""Real contrast CT with inserted filling defects (training.ct.real_lesions): geometry, HU, clean copies, boxes.
+"""Real contrast CT with inserted filling defects (training.ct.real_lesions, real_source, real_defects, real_scan):
+geometry, HU, clean copies, boxes.
 
 Reads ../shared/data/ct-contrast-vessels (skipped with a reason when absent); small studies (256 px, few slices).
 """
@@ -109,7 +110,9 @@ def pair(R):
 
 
 def test_clean_copy_is_bit_identical_to_the_resampled_clean_volume(R, pair):
-    clean = R.resample_clean("pulmonary", 123, pair.scan, root=str(SHARED_DATA))
+    from training.ct.real_scan import resample_clean
+
+    clean = resample_clean("pulmonary", 123, pair.scan, root=str(SHARED_DATA))
     assert np.array_equal(pair.clean.hu, clean)
     assert pair.clean.thrombi == []
     again = R.make_pair("pulmonary", 123, size=256, n_slices=16, thickness_mm=3.0, n_defects=0, root=str(SHARED_DATA))
