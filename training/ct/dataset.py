@@ -100,6 +100,26 @@ def build_real_studies(volume: str, seeds: list[int], pre: dict, size: int = 512
     return out
 
 
+def _build_scene(args) -> PreparedStudy:
+    from training.ct.vessel_scenes import make_scene
+
+    seed, pre, size = args
+    return prepare_study(make_scene(seed, size), pre)
+
+
+def build_scenes(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "scenes") -> list[PreparedStudy]:
+    """Randomised vessel scenes (``training.ct.vessel_scenes``: the filling-defect sign with no fixed anatomy),
+    prepared for the detector."""
+    t0, out = time.perf_counter(), []
+    ctx = get_context("fork")
+    with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
+        for i, st in enumerate(pool.imap(_build_scene, [(s, pre, size) for s in seeds])):
+            out.append(st)
+            if (i + 1) % 16 == 0 or i + 1 == len(seeds):
+                print(f"  {label}: {i + 1}/{len(seeds)} drawn ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return out
+
+
 class MixSampler:
     """Crops drawn from several samplers: each item comes from sampler j with probability weights[j]."""
 

@@ -107,11 +107,12 @@ def choose_params(tp_feats: list[dict]) -> PlausibilityParams:
         min_contrast_hu=round(max(0.0, float(np.percentile(con, 0.5)) - 10), 1))
 
 
-def _validation_studies(spec, studies: int, real_studies: int):
-    """(label, Study) of the model's validation split: phantom seeds ``10000*seed + 5000 + i`` and, for a model
+def _validation_studies(spec, studies: int, real_studies: int, scene_studies: int = 0):
+    """(label, Study) of the model's validation split: phantom seeds ``10000*seed + 5000 + i``; for a model
     trained with real inserted lesions, the lesion study and clean copy of its real validation seeds (same source
-    volume as training; the other volume stays held out)."""
-    from training.ct.train import study_seeds  # (imports torch: only where needed)
+    volume as training; the other volume stays held out); for a model trained on vessel scenes, their validation
+    seeds (``training.ct.train.scene_seeds``)."""
+    from training.ct.train import scene_seeds, study_seeds  # (imports torch: only where needed)
 
     tr = spec.extra["training"]
     p_dis, wide = float(tr.get("distractors", 0.0)), float(tr.get("wide", 0.0) or 0.0)
@@ -126,10 +127,15 @@ def _validation_studies(spec, studies: int, real_studies: int):
             pair = make_pair(vol, seed, size=int(tr.get("phantom_size", 512)))
             yield f"{vol}-{seed}", pair.lesion
             yield f"{vol}-{seed}-clean", pair.clean
+    if scene_studies and tr.get("scenes"):
+        from training.ct.vessel_scenes import make_scene
+
+        for seed in scene_seeds(int(tr["seed"]), scene_studies, "val"):
+            yield f"scene-{seed}", make_scene(seed, size=int(tr.get("phantom_size", 512)))
 
 
 def calibrate(model: Path, studies: int, threads: int, record: bool, command: str, op_fppi: float | None = None,
-              floor: float = 0.05, real_studies: int = 0) -> dict:
+              floor: float = 0.05, real_studies: int = 0, scene_studies: int = 0) -> dict:
     from training.ct.train import study_seeds
 
     spec = load_spec(model)
@@ -144,8 +150,9 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
     cache = []
     print(f"{spec.name}: {studies} validation studies (seeds {seeds[0]}..{seeds[-1]}, distractors {p_dis})"
           + (f" + {real_studies} real {tr.get('real_volume')} validation pairs" if tr.get("real_volume") and real_studies else "")
+          + (f" + {scene_studies} vessel scenes" if tr.get("scenes") and scene_studies else "")
           + " ...", flush=True)
-    for s, (label, st) in enumerate(_validation_studies(spec, studies, real_studies)):
+    for s, (label, st) in enumerate(_validation_studies(spec, studies, real_studies, scene_studies)):
         preds = predict_study(infer, prepare_study(st, spec.preprocess), spec, floor)
         feats = slice_features(st, preds, base)
         for i, ((boxes, scores), fs) in enumerate(zip(preds, feats)):
@@ -181,6 +188,7 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
         "studies": studies, "seeds": [seeds[0], seeds[-1]], "distractors": p_dis, "threshold": thr,
         "real_validation": ({"volume": tr.get("real_volume"), "pairs": real_studies}
                             if tr.get("real_volume") and real_studies else None),
+        "scene_validation": scene_studies if tr.get("scenes") else None,
         "params_from_threshold": old_thr, "validation_with_rule": val_rule,
         "tp_detections": len(tp_feats), "fp_detections": sum(1 for r in rows if not r[3]),
         "rejected": reasons, "lesion_before": sum_lesion(before), "lesion_after": sum_lesion(after),
@@ -206,7 +214,7 @@ def calibrate(model: Path, studies: int, threads: int, record: bool, command: st
 
 
 def lesion_operating_point(model: Path, studies: int, threads: int, record: bool, command: str, max_fp: float,
-                           real_studies: int = 0, floor: float = 0.05) -> dict:
+                           real_studies: int = 0, floor: float = 0.05, scene_studies: int = 0) -> dict:
     """Re-choose the operating point at LESION level on the validation split, keeping the spec's rule: the lowest
     (most sensitive) threshold whose linked findings, after the rule, give <= ``max_fp`` false findings per
     validation study (clean copies included). The rule's parameters are not refitted."""
@@ -215,7 +223,7 @@ def lesion_operating_point(model: Path, studies: int, threads: int, record: bool
     backend = OnnxRuntimeBackend(model, threads=threads)
     infer = (lambda x: backend.infer({spec.input.name: x}))
     cache = []
-    for label, st in _validation_studies(spec, studies, real_studies):
+    for label, st in _validation_studies(spec, studies, real_studies, scene_studies):
         preds = predict_study(infer, prepare_study(st, spec.preprocess), spec, floor)
         kept = apply_rule(preds, slice_features(st, preds, p), p) if p.enabled else preds
         cache.append((label, st, kept))
@@ -255,6 +263,8 @@ def main(argv=None) -> int:
                     help="also re-choose the operating point: most sensitive threshold with FPPI <= this AFTER the rule")
     ap.add_argument("--real-studies", type=int, default=0,
                     help="also use this many real validation pairs (lesion + clean) of the model's training volume")
+    ap.add_argument("--scene-studies", type=int, default=0,
+                    help="also use this many vessel-scene validation studies (models trained with --scenes)")
     ap.add_argument("--op-findings", type=float, default=None,
                     help="instead: keep the rule, re-choose the operating point as the most sensitive threshold with "
                          "<= this many false findings per validation study (lesion level)")
@@ -263,10 +273,11 @@ def main(argv=None) -> int:
     if args.op_findings is not None:
         for model in find_models(args.models):
             lesion_operating_point(model, args.studies, args.threads, args.record, command, args.op_findings,
-                                   args.real_studies)
+                                   args.real_studies, scene_studies=args.scene_studies)
         return 0
     for model in find_models(args.models):
-        calibrate(model, args.studies, args.threads, args.record, command, args.op_fppi, real_studies=args.real_studies)
+        calibrate(model, args.studies, args.threads, args.record, command, args.op_fppi, real_studies=args.real_studies,
+                  scene_studies=args.scene_studies)
     return 0
 
 

@@ -28,7 +28,7 @@ import torch
 
 from edge.spec import ModelSpec, TensorSpec
 from training.ct import metrics
-from training.ct.dataset import CropSampler, MixSampler, build_real_studies, build_studies, predict_study
+from training.ct.dataset import CropSampler, MixSampler, build_real_studies, build_scenes, build_studies, predict_study
 from training.ct.detector import STRIDE, CTDet, detector_loss, make_targets
 
 OUTPUTS = ["heatmap", "box"]
@@ -36,6 +36,12 @@ OUTPUTS = ["heatmap", "box"]
 
 def study_seeds(seed: int, n: int, split: str) -> list[int]:
     base = 10000 * seed + (5000 if split == "val" else 0)
+    return [base + i for i in range(n)]
+
+
+def scene_seeds(seed: int, n: int, split: str) -> list[int]:
+    """Vessel-scene seeds: their own range (``10000*seed + 3000 + i``, validation ``+ 8000``), apart from the phantoms'."""
+    base = 10000 * seed + (8000 if split == "val" else 3000)
     return [base + i for i in range(n)]
 
 
@@ -102,12 +108,25 @@ def train(args) -> tuple[CTDet, dict]:
                                         args.phantom_size, args.workers, "train")
         val_set += build_real_studies(args.real, study_seeds(args.seed, args.real_val_studies, "val"), pre,
                                       args.phantom_size, args.workers, "val", clean_every=1)
+    scene_train: list = []
+    if args.scenes:  # randomised vessel scenes: the sign without a fixed anatomy (training.ct.vessel_scenes)
+        scene_train = build_scenes(scene_seeds(args.seed, args.scenes, "train"), pre, args.phantom_size, args.workers,
+                                   "train scenes")
+        val_set += build_scenes(scene_seeds(args.seed, args.scene_val_studies, "val"), pre, args.phantom_size, args.workers,
+                                "val scenes")
     t_data = time.perf_counter() - t_start
-    sampler = CropSampler(train_set, args.k, args.crop, rng, args.geo_aug, args.intensity_aug)
+    parts = [(CropSampler(train_set, args.k, args.crop, rng, args.geo_aug, args.intensity_aug),
+              1 - (args.real_weight if real_train else 0) - (args.scene_weight if scene_train else 0))]
     if real_train:
-        sampler = MixSampler([sampler, CropSampler(real_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug)],
-                             [1 - args.real_weight, args.real_weight], rng)
-    print(f"  {sum(len(s.slices) for s in train_set + real_train)} training slices, {len(sampler.pos)} with thrombus "
+        parts.append((CropSampler(real_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug), args.real_weight))
+    if scene_train:
+        parts.append((CropSampler(scene_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug), args.scene_weight))
+    if parts[0][1] <= 0:
+        raise SystemExit(f"--real-weight {args.real_weight} + --scene-weight {args.scene_weight} leave no share for the "
+                         "phantoms: keep their sum below 1")
+    sampler = parts[0][0] if len(parts) == 1 else MixSampler([p for p, _ in parts], [w for _, w in parts], rng)
+    print(f"  {sum(len(s.slices) for s in train_set + real_train + scene_train)} training slices, "
+          f"{len(sampler.pos)} with thrombus "
           f"({t_data:.0f} s)", flush=True)
 
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -168,7 +187,11 @@ def train(args) -> tuple[CTDet, dict]:
                        if args.wide else "")
                     + (f"; real contrast CT ({args.real} crop, TotalSegmentator test data, Apache-2.0) with inserted "
                        f"filling defects (training.ct.real_lesions), {args.real_weight:.0%} of training crops; the "
-                       f"other source volume is held out" if args.real else ""),
+                       f"other source volume is held out" if args.real else "")
+                    + (f"; randomised vessel scenes (training.ct.vessel_scenes: tubes of 5-18 mm, 130-480 HU, random "
+                       f"bodies/limbs/crops, bones, branches, streaks, partial volume), {args.scene_weight:.0%} of "
+                       f"training crops" if args.scenes else ""),
+            "scenes": args.scenes, "scene_weight": args.scene_weight if args.scenes else None,
             "real_volume": args.real,
             "real_train_seeds": (study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)]
                                  if args.real else None),
@@ -237,6 +260,10 @@ def parse_args(argv=None, prog: str = "python -m training.ct.train", call: str =
     ap.add_argument("--real-studies", type=int, default=48, help="real lesion studies (clean copies of every 2nd)")
     ap.add_argument("--real-val-studies", type=int, default=8, help="real validation studies (+ their clean copies)")
     ap.add_argument("--real-weight", type=float, default=0.5, help="share of training crops from the real studies")
+    ap.add_argument("--scenes", type=int, default=0,
+                    help="randomised vessel-scene studies to train on (training.ct.vessel_scenes; 0 = none)")
+    ap.add_argument("--scene-val-studies", type=int, default=8, help="vessel-scene validation studies")
+    ap.add_argument("--scene-weight", type=float, default=0.35, help="share of training crops from the vessel scenes")
     ap.add_argument("--geo-aug", action="store_true", help="random 90-degree rotations and up-down flips of crops")
     ap.add_argument("--intensity-aug", action="store_true", help="gain / offset / noise jitter of crops")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop starting epochs after this many minutes")
