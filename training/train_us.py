@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from training.augment import augment
-from training.data.us_frames import carotid_set, concat, phantom_set, real_set
+from training.data.us_frames import carotid_set, concat, phantom_set, real_set, scene_set
 from training.losses import seg_loss
 from training.models.resunet import LABELS, VARIANTS, build_model, config_dict
 from training.seg_eval import evaluate
@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--carotid", type=Path, default=DEFAULT_CAROTID, help="carotid-momot folder ('none' to skip)")
     p.add_argument("--carotid-repeat", type=int, default=3, help="times each carotid training image appears per epoch")
     p.add_argument("--wide", action="store_true", help="domain-randomised phantom frames (training.phantoms.anatomy.widen)")
+    p.add_argument("--scenes", type=int, default=0,
+                   help="randomised vessel-scene frames to add (training.phantoms.vessel_scenes; 0 = none)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=128, help="train on random crops of this size (0: whole input)")
@@ -93,6 +95,9 @@ def train(args: argparse.Namespace) -> dict:
     print(f"[data] generating {args.phantom_frames} phantom frames (seed {args.seed}) ...", flush=True)
     train_set = phantom_set(args.seed, args.phantom_frames, size, wide=args.wide)
     eval_phantom = phantom_set(args.seed + EVAL_SEED_OFFSET, args.eval_frames, size)
+    if args.scenes:
+        train_set = concat(train_set, scene_set(args.seed, args.scenes, size))
+        print(f"[data] {args.scenes} randomised vessel-scene frames", flush=True)
     eval_real = eval_carotid = None
     use_real = str(args.real) != "none" and (args.real / "images").is_dir()
     if use_real:
@@ -154,7 +159,7 @@ def train(args: argparse.Namespace) -> dict:
         "phantom_frames": args.phantom_frames, "eval_frames": args.eval_frames,
         "real_images": str(args.real) if use_real else None, "real_repeat": args.real_repeat,
         "carotid_images": str(args.carotid) if use_carotid else None, "carotid_repeat": args.carotid_repeat,
-        "wide": args.wide, "selection": "validation splits (usgra-seg i%5==2, carotid-momot acquisitions p%4==3)",
+        "wide": args.wide, "scenes": args.scenes, "selection": "validation splits (usgra-seg i%5==2, carotid-momot acquisitions p%4==3)",
         "epochs": args.epochs, "max_minutes": args.max_minutes, "epochs_run": len(history), "batch": args.batch,
         "crop": args.crop, "lr": args.lr, "threads": args.threads,
         "train_minutes": round((time.time() - t0) / 60, 1), "init": str(args.init) if args.init else None,

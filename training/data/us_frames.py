@@ -53,6 +53,14 @@ def phantom_set(seed: int, n: int, size_hw: tuple[int, int], *, wide: bool = Fal
     return _stack(images, labels, FULL)
 
 
+def scene_set(seed: int, n: int, size_hw: tuple[int, int]) -> SegSet:
+    """``n`` randomised vessel-scene frames (``training.phantoms.vessel_scenes``), drawn at the model's input size."""
+    from training.phantoms.vessel_scenes import scene_frames
+
+    frames, labels = scene_frames(seed, n, size_hw)
+    return _stack(frames, labels, FULL)
+
+
 def real_set(root: Path, size_hw: tuple[int, int], split: str) -> SegSet:
     """usgra-seg vessel masks, one split (``training.data.usgra.SPLITS``)."""
     samples = usgra.load(root, size_hw, split)
