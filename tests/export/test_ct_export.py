@@ -45,3 +45,21 @@ def test_training_cli_saves_weights_and_export_ct_onnx_writes_model_spec_and_car
     assert edge.cli.main(["export", "ct-onnx", "--checkpoint", str(tmp_path / "ctdet-k1.pt")]) == 0
     spec = check_outputs(tmp_path)
     assert spec["training"]["command"].startswith("training.ct.train.train(--out ")
+
+
+def test_training_with_vessel_scenes_mixes_them_in_and_records_them(tmp_path, capsys):
+    from training.ct.train import main
+
+    assert main(["--out", str(tmp_path), *TINY, "--scenes", "2", "--scene-val-studies", "1", "--scene-weight", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "train scenes: 2/2 drawn" in out and "val scenes: 1/1 drawn" in out
+    summary = json.loads((tmp_path / "ctdet-k1.train_summary.json").read_text())
+    training = summary["extra"]["training"]
+    assert training["scenes"] == 2 and training["scene_weight"] == 0.5 and "vessel scenes" in training["data"]
+
+
+def test_training_refuses_shares_that_leave_nothing_for_the_phantoms(tmp_path):
+    from training.ct.train import main
+
+    with pytest.raises(SystemExit, match="leave no share for the phantoms"):
+        main(["--out", str(tmp_path), *TINY, "--scenes", "1", "--scene-val-studies", "1", "--scene-weight", "1.0"])

@@ -92,6 +92,9 @@ def evaluate_prepared(infer, studies, spec: ModelSpec, floor: float = 0.05) -> m
 def train(args) -> tuple[CTDet, dict]:
     """Train and validate; returns the model (eval mode) and its summary (see :func:`summary_of`)."""
     t_start = time.perf_counter()
+    if 1 - (args.real_weight if args.real else 0) - (args.scene_weight if args.scenes else 0) <= 0:
+        raise SystemExit(f"--real-weight {args.real_weight} + --scene-weight {args.scene_weight} leave no share for the "
+                         "phantoms: keep their sum below 1")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -121,9 +124,6 @@ def train(args) -> tuple[CTDet, dict]:
         parts.append((CropSampler(real_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug), args.real_weight))
     if scene_train:
         parts.append((CropSampler(scene_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug), args.scene_weight))
-    if parts[0][1] <= 0:
-        raise SystemExit(f"--real-weight {args.real_weight} + --scene-weight {args.scene_weight} leave no share for the "
-                         "phantoms: keep their sum below 1")
     sampler = parts[0][0] if len(parts) == 1 else MixSampler([p for p, _ in parts], [w for _, w in parts], rng)
     print(f"  {sum(len(s.slices) for s in train_set + real_train + scene_train)} training slices, "
           f"{len(sampler.pos)} with thrombus "
