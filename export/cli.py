@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     us = esub.add_parser("us-onnx", help="export a trained ultrasound checkpoint to ONNX with parity check and card")
     us.add_argument("--checkpoint", type=Path, required=True)
     us.add_argument("--summary", type=Path, required=True, help="train_summary.json from 'dvt-edge train us'")
-    us.add_argument("--out", type=Path, default=Path("edge/assets/resunet-lite.onnx"))
+    us.add_argument("--out", type=Path, default=Path("edge/assets/resunet-lite.onnx"),
+                    help="the .onnx to write, or a folder to write <variant>.onnx into (default: the bundled model)")
 
     def _us(a: argparse.Namespace) -> int:
         from export.us_model import export_us_model

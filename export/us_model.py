@@ -169,6 +169,9 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
 def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
     summary = json.loads(summary_path.read_text())
     variant = summary["variant"]
+    if out.is_dir() or out.suffix != ".onnx":  # a folder: <variant>.onnx inside it
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / f"{variant}.onnx"
     model = build_model(variant)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     model.eval()
@@ -178,7 +181,7 @@ def export_us_model(checkpoint: Path, summary_path: Path, out: Path) -> dict:
         model, example, out, name=variant, task="us-segmentation", input_name="image", output_names=["logits"],
         preprocess=PREPROCESS, labels=list(LABELS),
         extra={"training": {k: summary.get(k) for k in ("variant", "seed", "phantom_frames", "real_images",
-                                                          "carotid_images", "wide", "selection", "epochs_run",
+                                                          "carotid_images", "wide", "scenes", "selection", "epochs_run",
                                                           "train_minutes", "torch")},
                "metrics": summary["metrics"]},
     )

@@ -69,3 +69,10 @@ def test_bundled_model_is_this_checkpoint_exported(exported):
         lb = b.run(None, {"image": xi[None]})[0].argmax(1)
         assert (la == lb).mean() > 0.999
     assert json.loads(bundled.with_suffix(".json").read_text())["name"] == "resunet-lite"
+
+
+def test_out_may_be_a_folder(tmp_path):
+    from export.us_model import export_us_model
+
+    export_us_model(CHECKPOINT, SUMMARY, tmp_path / "new")
+    assert {p.name for p in (tmp_path / "new").iterdir()} == {"resunet-lite.onnx", "resunet-lite.json", "resunet-lite.md"}
