@@ -8,7 +8,7 @@ from edge.spec import ModelSpec
 
 
 def _fmt(v) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    return f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)
 
 
 def _metric_rows(m: dict) -> list[str]:
@@ -90,7 +90,8 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
             f"98th percentile is less than {plaus.get('min_contrast_hu')} HU above the core (no filling defect). "
             "Thresholds chosen so the validation true positives keep passing ("
             + (f"phantoms + real {cal['real_validation']['volume']} validation pairs" if cal.get("real_validation")
-               else "phantoms only") + "): "
+               else "phantoms only")
+            + (f" + {cal['scene_validation']} vessel scenes" if cal.get("scene_validation") else "") + "): "
             f"`{cal.get('command', '?')}`.",
             "",
         ]
@@ -142,7 +143,8 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
         ]
     gen = mets.get("generalisation", {})
     if gen:
-        lines += ["## Generalisation (sets not drawn by the training renderer; lesion level with the runtime rule)", "",
+        lines += ["## Test sets (lesion level with the runtime rule; `phantom` = the training renderer, in-style; "
+                  "`second` = the independent renderer; `real-*` = the held-out real volume)", "",
                   "| set | thrombus sens. (findings) | false findings / study | false findings / clean study | "
                   "slice sens. @ FPPI<=0.25 | command |", "|---|---|---|---|---|---|"]
         for key, g in gen.items():
@@ -152,13 +154,13 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
         lines.append("")
     lines += [
         "## Limitations",
-        "- Phantom anatomy and lesions are simplified (analytic shapes, Gaussian noise, no partial-volume along z,",
-        "  no metal, no motion, no real scanner texture). Expect a domain gap on real CT. The non-venous distractors",
-        "  (ribs, bowel, organs, nodes, ...; `training.ct.phantom`) are analytic shapes as well: they narrow the gap",
-        "  to real abdominal/pelvic anatomy, they do not close it.",
-        "- The rule's contrast threshold comes from phantom clots, whose lumen/rim is always >= ~100 HU brighter",
-        "  than the clot; a real occlusive clot with a faint rim could fall below it. Check it on real positives",
-        "  before relying on it (no real DVT series was available).",
+        "- Phantom anatomy and lesions are simplified (analytic shapes, Gaussian noise, no metal, no motion, no real",
+        "  scanner texture; only the vessel scenes average over the slice thickness). Expect a domain gap on real CT.",
+        "  The non-venous distractors (ribs, bowel, organs, nodes, ...; `training.ct.phantom`) and the vessel scenes",
+        "  are analytic shapes as well: they narrow the gap to real anatomy, they do not close it.",
+        "- The rule's thresholds come from the validation true positives: where those include faint, thick-slice",
+        "  defects (vessel scenes) the contrast threshold is low and the rule mostly rejects bone rings and",
+        "  non-clot densities. Check it on real positives before relying on it (no real DVT series was available).",
         "- The plausibility rule trusts the HU scale (it is what the DICOM reader's rescale gives); contrast timing",
         "  outside a venous phase (e.g. an arterial-phase study) is outside its assumptions.",
         "- FPPI counts false-positive boxes per slice; grouping slices into findings (and rejecting streaks that run",
