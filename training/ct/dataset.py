@@ -63,14 +63,19 @@ def build_studies(seeds: list[int], pre: dict, size: int = 512, workers: int = 2
     distractors: probability per study of non-venous look-alikes (``training.ct.phantom.make_study``);
     wide: probability per study of the widened randomisation (contrast, calibre, region crops).
     """
-    t0, out = time.perf_counter(), []
     jobs = [(s, pre, size, distractors, wide) for s in seeds]
+    return _build_all(_build_one, jobs, workers, label, "rendered", 8)
+
+
+def _build_all(fn, jobs: list, workers: int, label: str, verb: str, every: int) -> list:
+    """fn over jobs (in ``workers`` forked processes, results in job order), printing progress every ``every`` jobs."""
+    t0, out = time.perf_counter(), []
     ctx = get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
-        for i, st in enumerate(pool.imap(_build_one, jobs)):
-            out.append(st)
-            if (i + 1) % 8 == 0 or i + 1 == len(seeds):
-                print(f"  {label}: {i + 1}/{len(seeds)} rendered ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for i, got in enumerate(pool.imap(fn, jobs)):
+            out.append(got)
+            if (i + 1) % every == 0 or i + 1 == len(jobs):
+                print(f"  {label}: {i + 1}/{len(jobs)} {verb} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return out
 
 
@@ -89,15 +94,8 @@ def build_real_studies(volume: str, seeds: list[int], pre: dict, size: int = 512
                        label: str = "real", clean_every: int = 2) -> list[PreparedStudy]:
     """Real anatomy with inserted defects (``training.ct.real_lesions``): the lesion study of every seed, and the
     clean copy of every ``clean_every``-th seed (0 = none), prepared for the detector."""
-    t0, out = time.perf_counter(), []
     jobs = [(volume, s, pre, size, clean_every > 0 and i % clean_every == 0) for i, s in enumerate(seeds)]
-    ctx = get_context("fork")
-    with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
-        for i, sts in enumerate(pool.imap(_build_real, jobs)):
-            out += sts
-            if (i + 1) % 8 == 0 or i + 1 == len(seeds):
-                print(f"  {label} ({volume}): {i + 1}/{len(seeds)} built ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return out
+    return [st for sts in _build_all(_build_real, jobs, workers, f"{label} ({volume})", "built", 8) for st in sts]
 
 
 def _build_scene(args) -> PreparedStudy:
@@ -110,14 +108,8 @@ def _build_scene(args) -> PreparedStudy:
 def build_scenes(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "scenes") -> list[PreparedStudy]:
     """Randomised vessel scenes (``training.ct.vessel_scenes``: the filling-defect sign with no fixed anatomy),
     prepared for the detector."""
-    t0, out = time.perf_counter(), []
-    ctx = get_context("fork")
-    with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
-        for i, st in enumerate(pool.imap(_build_scene, [(s, pre, size) for s in seeds])):
-            out.append(st)
-            if (i + 1) % 16 == 0 or i + 1 == len(seeds):
-                print(f"  {label}: {i + 1}/{len(seeds)} drawn ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return out
+    jobs = [(s, pre, size) for s in seeds]
+    return _build_all(_build_scene, jobs, workers, label, "drawn", 16)
 
 
 class MixSampler:

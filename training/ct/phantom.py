@@ -40,7 +40,7 @@ import numpy as np
 
 from training.ct.anatomy import AIR, FAT, _Canvas, _interp, _sample_anatomy, _thigh_r, _vessel_frame
 from training.ct.distractors import _draw_distractors, _sample_distractors, _texture
-from training.ct.study import Lesion, Study
+from training.ct.study import Lesion, Study, box_of
 
 THICKNESSES_MM = (1.0, 2.0, 3.0, 5.0)
 MAX_SLICES = 120  # keeps a study's memory and render time bounded (1 mm slices cover 120 mm)
@@ -186,13 +186,7 @@ def _crop_mask(crop: dict, a: dict, level: float, shape, ps: float) -> np.ndarra
 
 
 def _box_of(mask) -> list[float] | None:
-    if isinstance(mask, tuple):
-        return None
-    m = mask > 0.5
-    if m.sum() < 2:
-        return None
-    rows, cols = np.nonzero(m)
-    return [float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)]
+    return None if isinstance(mask, tuple) else box_of(mask)
 
 
 

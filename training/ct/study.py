@@ -56,3 +56,12 @@ class Study:
     def gt_boxes(self, index: int) -> list[list[float]]:
         """Thrombus boxes on slice ``index`` (original pixels)."""
         return [t.boxes[index] for t in self.thrombi if index in t.boxes]
+
+
+def box_of(coverage: np.ndarray) -> list[float] | None:
+    """[x0, y0, x1, y1] (x1/y1 exclusive) of the pixels whose coverage exceeds 0.5, or None below 2 such pixels."""
+    m = coverage > 0.5
+    if m.sum() < 2:
+        return None
+    rows, cols = np.nonzero(m)
+    return [float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)]

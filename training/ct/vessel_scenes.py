@@ -28,111 +28,17 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from training.ct.study import Lesion, Study
+from training.ct.scene_geometry import Canvas, Defect, Tube, blend_inside, random_field
+from training.ct.study import Lesion, Study, box_of
 
 AIR = -1000.0
 THICKNESSES_MM = (0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
 MAX_SLICES = 90
-
-
-@dataclass
-class Tube:
-    """A vessel: centre (mm, image centre = 0) as a function of z, elliptical cross-section, lumen HU."""
-
-    x0: float
-    y0: float
-    z0: float
-    slope: tuple[float, float]
-    wobble: tuple[float, float, float, float]  # amplitude x, amplitude y (mm), period (mm), phase
-    r: float  # mean radius (mm)
-    aspect: float
-    angle: float
-    hu: float
-    wall: float  # HU added to a thin ring at the lumen edge (>= -40: a faint or a bright wall)
-    wall_mm: float
-    opacified: bool = True
-    parent: int | None = None  # a branch: leaves the parent's centre at z0 along slope (only for z >= z0)
-    sweep: float = 0.0  # radius change per mm (tapering along z)
-
-    def centre(self, z: float, tubes: list["Tube"]) -> tuple[float, float]:
-        ax, ay, period, phase = self.wobble
-        w = 2 * math.pi * (z - self.z0) / period + phase
-        if self.parent is not None:
-            px, py = tubes[self.parent].centre(z, tubes)
-            d = z - self.z0
-            return px + self.slope[0] * d + ax * math.sin(w) * min(1.0, d / 20), py + self.slope[1] * d
-        return (self.x0 + self.slope[0] * (z - self.z0) + ax * math.sin(w),
-                self.y0 + self.slope[1] * (z - self.z0) + ay * math.cos(w))
-
-    def radius(self, z: float) -> float:
-        return float(np.clip(self.r * (1 + self.sweep * (z - self.z0)), 0.5 * self.r, 1.5 * self.r))
-
-    def exists(self, z: float) -> bool:
-        return self.parent is None or z >= self.z0
-
-    def axes(self, z: float) -> tuple[float, float, float]:
-        """Cross-section (rx, ry, angle): obliquity stretches it along the direction of travel."""
-        r = self.radius(z)
-        tilt = math.hypot(*self.slope)
-        stretch = math.sqrt(1 + tilt * tilt)
-        if tilt > 0.05:
-            return r * stretch, r * self.aspect, math.atan2(self.slope[1], self.slope[0]) + 0.3 * (self.angle - math.pi)
-        return r, r * self.aspect, self.angle
-
-
-@dataclass
-class Defect:
-    tube: int
-    kind: str  # "partial" | "occlusive" | "mixing_streak"
-    z_lo: float
-    z_hi: float
-    hu: float
-    params: dict = field(default_factory=dict)
-
-
-class Canvas:
-    """One slice being painted: HU (size x size), pixel spacing ps (mm), mm coordinates with 0 at the centre."""
-
-    def __init__(self, img: np.ndarray, ps: float):
-        self.img, self.ps, self.size = img, ps, img.shape[0]
-
-    def alpha(self, cx: float, cy: float, rx: float, ry: float, ang: float, grow_px: float = 0.0):
-        """Anti-aliased ellipse coverage in its window: (slices, alpha) or None when off the image."""
-        ps, n = self.ps, self.size
-        px, py = cx / ps + n / 2, cy / ps + n / 2
-        rr = max(rx, ry) / ps + 2 + grow_px
-        x0, x1 = max(0, int(px - rr)), min(n, int(px + rr) + 2)
-        y0, y1 = max(0, int(py - rr)), min(n, int(py + rr) + 2)
-        if x0 >= x1 or y0 >= y1 or rx <= 0 or ry <= 0:
-            return None
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        dx, dy = (xx + 0.5 - px) * ps, (yy + 0.5 - py) * ps
-        c, s = math.cos(ang), math.sin(ang)
-        u, v = (dx * c + dy * s) / rx, (-dx * s + dy * c) / ry
-        d = np.sqrt(u * u + v * v)
-        a = np.clip((1 - d) * min(rx, ry) / ps + 0.5 + grow_px, 0, 1)
-        return (slice(y0, y1), slice(x0, x1)), a
-
-    def paint(self, cx, cy, rx, ry, ang, hu, grow_px: float = 0.0, scale: float = 1.0):
-        got = self.alpha(cx, cy, rx, ry, ang, grow_px)
-        if got is not None:
-            win, a = got
-            w = self.img[win]
-            w += (a * scale) * (np.float32(hu) - w)
-        return got
-
-
-def _field(rng: np.random.Generator, size: int, cell_px: float) -> np.ndarray:
-    """A smooth unit-variance random field (size x size)."""
-    n = max(2, int(size / cell_px) + 2)
-    f = cv2.resize(rng.standard_normal((n, n)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    return (f - f.mean()) / max(float(f.std()), 1e-6)
 
 
 class Scene:
@@ -153,8 +59,9 @@ class Scene:
         self.bodies = self._bodies(half)
         self.fat_hu, self.muscle_hu = float(rng.uniform(-125, -60)), float(rng.uniform(25, 70))
         self.fat_share = float(rng.uniform(-1.2, 0.6))  # texture threshold: higher = less intermuscular fat
-        self.tex = [_field(rng, self.size, rng.uniform(12, 40)) for _ in range(3)]
-        self.grain = [_field(rng, self.size, rng.uniform(2, 5)) for _ in range(2)]
+        self.tex = [random_field(rng, self.size, rng.uniform(12, 40)) for _ in range(3)]
+        for _ in range(2):  # drawn and unused: kept so every seed still gives the studies the shipped ctdet-k3 trained on
+            random_field(rng, self.size, rng.uniform(2, 5))
         self.tex_period = float(rng.uniform(40, 160))
         self.bones = self._bones()
         self.organs = self._organs()
@@ -170,6 +77,10 @@ class Scene:
         self.noise_grain = float(rng.uniform(0.4, 1.3))
         self.psf_mm = float(rng.uniform(0.35, 1.0))
         self.cupping = float(rng.uniform(-25, 25)) if rng.random() < 0.4 else 0.0
+
+    def to_px(self, x: float, y: float) -> tuple[float, float]:
+        """mm (0 at the centre) -> pixel coordinates."""
+        return x / self.ps + self.size / 2, y / self.ps + self.size / 2
 
     # ----- layout ------------------------------------------------------------------------------------------------
     def _bodies(self, half: float) -> list[tuple]:
@@ -391,7 +302,7 @@ class Scene:
                     got = cv.alpha(x + math.cos(a) * 0.25 * rx, y + math.sin(a) * 0.25 * ry, rx * p["len"], rx * p["thin"], a)
                     lum = cv.alpha(x, y, rx * 0.95, ry * 0.95, ang)
                     if got is not None and lum is not None:
-                        _blend(cv, got, lum, d.hu, soft=True)
+                        blend_inside(cv, got, lum, d.hu, soft=True)
                     continue
                 if d.kind == "partial":
                     taper = min(1.0, max(0.25, min(u, 1 - u) / 0.2)) ** 0.5
@@ -410,7 +321,7 @@ class Scene:
                     lum = cv.alpha(x, y, rx, ry, ang)
                 if got is None or lum is None:
                     continue
-                m = _blend(cv, got, lum, d.hu)
+                m = blend_inside(cv, got, lum, d.hu)
                 if m is not None:
                     win, a = m
                     masks.setdefault(j, np.zeros(cv.img.shape, np.float32))[win] += a * weight
@@ -465,13 +376,13 @@ class Scene:
     def study(self) -> Study:
         n, ps, size = self.n, self.ps, self.size
         hu = np.empty((n, size, size), np.float32)
-        thrombi = [Lesion(d.kind, j + 1, (d.z_lo, d.z_hi), {"hu": d.hu, **{k: v for k, v in d.params.items()}})
+        thrombi = [Lesion(d.kind, j + 1, (d.z_lo, d.z_hi), {"hu": d.hu, **d.params})
                    for j, d in enumerate(self.defects)]
         veins, looks = [], []
         for i in range(n):
             hu[i], masks, lk = self.render(i)
             for j, m in masks.items():
-                box = _box(m)
+                box = box_of(m)
                 if box is not None:
                     thrombi[j].boxes[i] = box
             z = float(self.z[i])
@@ -479,17 +390,17 @@ class Scene:
             for ti, t in enumerate(self.tubes):
                 if t.opacified and t.exists(z):
                     x, y = t.centre(z, self.tubes)
-                    px, py = x / ps + size / 2, y / ps + size / 2
+                    px, py = self.to_px(x, y)
                     if 0 <= px < size and 0 <= py < size:
                         per[ti] = (px, py, t.radius(z) / ps)
             while len(per) < 2:
                 per[-len(per) - 1] = (size / 2, size / 2, 4.0)
             veins.append(per)
-            pts = [(x / ps + size / 2, y / ps + size / 2) for x, y in lk]
+            pts = [self.to_px(x, y) for x, y in lk]
             for t in self.tubes:  # where a branch parts: the dark wedge between two lumens
                 if t.parent is not None and 0 <= z - t.z0 < 15:
                     x, y = t.centre(z, self.tubes)
-                    pts.append((x / ps + size / 2, y / ps + size / 2))
+                    pts.append(self.to_px(x, y))
             looks.append([p for p in pts if 0 <= p[0] < size and 0 <= p[1] < size])
         for j, d in enumerate(self.defects):  # a streak is not a lesion: its tube's box per slice (hard negatives)
             if d.kind == "mixing_streak":
@@ -500,31 +411,6 @@ class Scene:
         real = [t for t in thrombi if t.kind != "mixing_streak" and t.boxes]
         mimics = [t for t in thrombi if t.kind == "mixing_streak" and t.boxes]
         return Study(self.seed, hu, self.z.astype(np.float64), (ps, ps), self.dz, real, mimics, veins, looks)
-
-
-def _blend(cv: Canvas, got, lum, hu: float, soft: bool = False):
-    """Paint hu where the shape `got` lies inside the lumen `lum` (both (window, alpha) from Canvas.alpha)."""
-    (gy, gx), ga = got
-    (ly, lx), la = lum
-    y0, y1 = max(gy.start, ly.start), min(gy.stop, ly.stop)
-    x0, x1 = max(gx.start, lx.start), min(gx.stop, lx.stop)
-    if y0 >= y1 or x0 >= x1:
-        return None
-    a = ga[y0 - gy.start:y1 - gy.start, x0 - gx.start:x1 - gx.start] * la[y0 - ly.start:y1 - ly.start, x0 - lx.start:x1 - lx.start]
-    if soft:
-        a = cv2.GaussianBlur(a, (0, 0), 1.0) * 0.8
-    w = cv.img[y0:y1, x0:x1]
-    w += a * (np.float32(hu) - w)
-    return (slice(y0, y1), slice(x0, x1)), a
-
-
-def _box(coverage: np.ndarray) -> list[float] | None:
-    """Box of the pixels a defect fills for at least half the slab (>= 2 pixels), original pixels."""
-    m = coverage > 0.5
-    if m.sum() < 2:
-        return None
-    rows, cols = np.nonzero(m)
-    return [float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)]
 
 
 def make_scene(seed: int, size: int = 512) -> Study:
