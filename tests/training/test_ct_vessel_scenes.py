@@ -68,3 +68,22 @@ def test_ranges_and_negatives(scenes):
         for per in st.veins:
             assert len(per) >= 2  # the crop sampler picks one of two vessel centres per slice
     assert len({sc.layout for sc, _ in scenes}) == 3
+
+
+def test_wide_scenes_add_trunks_steep_tubes_and_bright_contrast_without_changing_the_default():
+    narrow = [Scene(seed, size=320) for seed in SEEDS]
+    wide = [Scene(seed, size=320, wide=True) for seed in SEEDS]
+    assert all(n.wide is False for n in narrow)
+    radii_n = [t.r for sc in narrow for t in sc.tubes if t.parent is None]
+    radii_w = [t.r for sc in wide for t in sc.tubes if t.parent is None]
+    assert max(radii_n) <= 9.0 < max(radii_w) <= 15.0
+    assert max(math.hypot(*t.slope) for sc in narrow for t in sc.tubes if t.parent is None) <= 0.45 * math.sqrt(2) + 1e-9
+    assert max(math.hypot(*t.slope) for sc in wide for t in sc.tubes if t.parent is None) > 0.6
+    assert max(t.hu for sc in wide for t in sc.tubes) > 480
+    # the flag changes only what it draws: the default study of a seed is the same with or without it named
+    assert np.array_equal(make_scene(31001, size=256).hu, make_scene(31001, size=256, wide=False).hu)
+    # a wide study is still a valid training study: defects labelled inside lumens with boxes on the image
+    st = make_scene(31002, size=256, wide=True)
+    for les in st.thrombi:
+        for b in les.boxes.values():
+            assert 0 <= b[0] < b[2] <= 256 and 0 <= b[1] < b[3] <= 256

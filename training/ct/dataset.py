@@ -101,14 +101,15 @@ def build_real_studies(volume: str, seeds: list[int], pre: dict, size: int = 512
 def _build_scene(args) -> PreparedStudy:
     from training.ct.vessel_scenes import make_scene
 
-    seed, pre, size = args
-    return prepare_study(make_scene(seed, size), pre)
+    seed, pre, size, wide = args
+    return prepare_study(make_scene(seed, size, wide), pre)
 
 
-def build_scenes(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "scenes") -> list[PreparedStudy]:
+def build_scenes(seeds: list[int], pre: dict, size: int = 512, workers: int = 2, label: str = "scenes",
+                 wide: bool = False) -> list[PreparedStudy]:
     """Randomised vessel scenes (``training.ct.vessel_scenes``: the filling-defect sign with no fixed anatomy),
-    prepared for the detector."""
-    jobs = [(s, pre, size) for s in seeds]
+    prepared for the detector; ``wide`` draws the widened scenes (``make_scene(wide=True)``)."""
+    jobs = [(s, pre, size, wide) for s in seeds]
     return _build_all(_build_scene, jobs, workers, label, "drawn", 16)
 
 

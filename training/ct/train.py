@@ -114,7 +114,7 @@ def train(args) -> tuple[CTDet, dict]:
     scene_train: list = []
     if args.scenes:  # randomised vessel scenes: the sign without a fixed anatomy (training.ct.vessel_scenes)
         scene_train = build_scenes(scene_seeds(args.seed, args.scenes, "train"), pre, args.phantom_size, args.workers,
-                                   "train scenes")
+                                   "train scenes", wide=args.scene_wide)
         val_set += build_scenes(scene_seeds(args.seed, args.scene_val_studies, "val"), pre, args.phantom_size, args.workers,
                                 "val scenes")
     t_data = time.perf_counter() - t_start
@@ -189,8 +189,11 @@ def train(args) -> tuple[CTDet, dict]:
                        f"filling defects (training.ct.real_lesions), {args.real_weight:.0%} of training crops; the "
                        f"other source volume is held out" if args.real else "")
                     + (f"; randomised vessel scenes (training.ct.vessel_scenes: tubes of 5-18 mm, 130-480 HU, random "
-                       f"bodies/limbs/crops, bones, branches, streaks, partial volume), {args.scene_weight:.0%} of "
-                       f"training crops" if args.scenes else ""),
+                       f"bodies/limbs/crops, bones, branches, streaks, partial volume"
+                       + ("; widened: trunks of 16-30 mm, tubes near the slice plane, contrast to 600 HU"
+                          if args.scene_wide else "")
+                       + f"), {args.scene_weight:.0%} of training crops" if args.scenes else ""),
+            "scene_wide": bool(args.scene_wide),
             "scenes": args.scenes, "scene_weight": args.scene_weight if args.scenes else None,
             "real_volume": args.real,
             "real_train_seeds": (study_seeds(args.seed, args.real_studies, "train")[::max(args.real_studies - 1, 1)]
@@ -264,6 +267,9 @@ def parse_args(argv=None, prog: str = "python -m training.ct.train", call: str =
                     help="randomised vessel-scene studies to train on (training.ct.vessel_scenes; 0 = none)")
     ap.add_argument("--scene-val-studies", type=int, default=8, help="vessel-scene validation studies")
     ap.add_argument("--scene-weight", type=float, default=0.35, help="share of training crops from the vessel scenes")
+    ap.add_argument("--scene-wide", action="store_true",
+                    help="train on the widened scenes (large trunks, tubes near the slice plane, contrast to 600 HU); "
+                         "the validation scenes stay the default ones")
     ap.add_argument("--geo-aug", action="store_true", help="random 90-degree rotations and up-down flips of crops")
     ap.add_argument("--intensity-aug", action="store_true", help="gain / offset / noise jitter of crops")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop starting epochs after this many minutes")

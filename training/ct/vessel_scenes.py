@@ -7,7 +7,8 @@ wide ranges with no fixed anatomy:
 - a field of view that is a body (one large section), one or two limbs, or a crop with tissue to the edges; fat and
   muscle mixed by smooth random textures that change along z; bones (cortex 500-1400 HU around marrow of -80-250 HU:
   a bright ring around something darker, the classic false positive), organs, lymph nodes beside vessels;
-- 2-8 tubes of 5-18 mm (oval, oblique, wavy), contrast 130-480 HU, some in artery-vein pairs touching each other,
+- 2-8 tubes of 5-18 mm (oval, oblique, wavy), contrast 130-480 HU (``wide``: also trunks of 16-30 mm, tubes running
+  steeply oblique near the slice plane, contrast up to 600 HU), some in artery-vein pairs touching each other,
   some branching (the tissue wedge of a bifurcation), some unopacified (a dark tube with no bright lumen anywhere);
   thin bright or faint walls, calcified plaques;
 - filling defects (the label) in 70% of studies: **partial** (a clot of 15-75 HU inside the lumen, central with
@@ -44,9 +45,9 @@ MAX_SLICES = 90
 class Scene:
     """A randomised study: layout, tissue textures, bones, tubes, defects, look-alikes, scanner."""
 
-    def __init__(self, seed: int, size: int = 512):
+    def __init__(self, seed: int, size: int = 512, wide: bool = False):
         rng = self.rng = np.random.default_rng([seed, 0x5CE4E])
-        self.seed = seed
+        self.seed, self.wide = seed, wide
         self.ps = float(rng.uniform(0.55, 1.0))
         fov = float(rng.uniform(200, 460))
         self.size = int(min(size, max(256, round(fov / self.ps / 16) * 16)))
@@ -154,13 +155,20 @@ class Scene:
         while len(tubes) < want and tries < 200:
             tries += 1
             r = float(rng.uniform(2.5, 9.0)) if rng.random() < 0.85 else float(rng.uniform(1.5, 3.0))
+            if self.wide and rng.random() < 0.3:  # a large trunk: iliac vein, IVC, a central artery (8-15 mm radius)
+                r = float(rng.uniform(8.0, 15.0))
             x, y = self._point(r + 4)
             if not self._clear(x, y, r, placed):
                 continue
             slope = (float(rng.uniform(-0.45, 0.45)), float(rng.uniform(-0.45, 0.45))) if rng.random() < 0.5 else (0.0, 0.0)
+            if self.wide and rng.random() < 0.25:  # steeply oblique, near the slice plane (iliac, branches): a band
+                a, m = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.6, 2.2))
+                slope = (m * math.cos(a), m * math.sin(a))
             wob = (float(rng.uniform(0, 6)), float(rng.uniform(0, 6)), float(rng.uniform(50, 220)), float(rng.uniform(0, 6.3)))
             opac = rng.random() > 0.1
             hu = float(rng.uniform(130, 480)) if opac else float(rng.uniform(20, 75))
+            if self.wide and opac:  # arterial-phase or pulmonary-angiography contrast as well
+                hu = float(rng.uniform(130, 600))
             t = Tube(x, y, zc, slope, wob, r, float(rng.uniform(0.55, 1.0)), float(rng.uniform(0, math.pi)), hu,
                      float(rng.uniform(-40, 120)) if rng.random() < 0.5 else 0.0, float(rng.uniform(0.5, 1.5)), opac,
                      sweep=float(rng.uniform(-0.004, 0.004)))
@@ -413,9 +421,11 @@ class Scene:
         return Study(self.seed, hu, self.z.astype(np.float64), (ps, ps), self.dz, real, mimics, veins, looks)
 
 
-def make_scene(seed: int, size: int = 512) -> Study:
-    """One randomised vessel-scene study (deterministic per seed); see the module docstring."""
-    return Scene(seed, size).study()
+def make_scene(seed: int, size: int = 512, wide: bool = False) -> Study:
+    """One randomised vessel-scene study (deterministic per seed and ``wide``); see the module docstring. ``wide``
+    adds large trunks (8-15 mm radius), steeply oblique tubes near the slice plane and contrast up to 600 HU; the
+    default draws exactly what it always drew (the validation scenes stay the same)."""
+    return Scene(seed, size, wide).study()
 
 
 def main(argv=None) -> int:
