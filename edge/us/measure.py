@@ -21,6 +21,10 @@ Definitions (see docs/design.md, "Verdict"):
                       lumen under probe pressure; a "artery" that collapses is a vein or a lost image.
     artery rest area  median smoothed artery area over the first ``rest_s`` seconds (screen px).
     vein confidence   median of the per-frame vein confidence over the frames up to the minimum.
+    vein jitter       median frame-to-frame change of the vein area, as a share of the baseline, over the
+                      frames up to the minimum where the vein was seen open in both frames. A vein narrows
+                      smoothly under a probe; an outline that jumps by a fifth of its area from one frame to
+                      the next is a segmentation that cannot be trusted to say the vein closed.
 """
 
 from __future__ import annotations
@@ -69,6 +73,19 @@ class Measurements:
     artery_collapse: float | None = None
     vein_confidence: float | None = None
     artery_rest_area: float | None = None
+    vein_jitter: float | None = None
+
+
+def vein_jitter(vein_area: np.ndarray, baseline: float | None, i_min: int | None) -> float | None:
+    """Median |area[i+1] - area[i]| / baseline over consecutive frames up to ``i_min`` with the vein open in
+    both (finite and > 0); None when fewer than 3 such pairs or no baseline."""
+    if baseline is None or baseline <= 0 or i_min is None:
+        return None
+    a = np.asarray(vein_area, dtype=np.float64)[: i_min + 1]
+    pairs = np.isfinite(a[:-1]) & np.isfinite(a[1:]) & (a[:-1] > 0) & (a[1:] > 0)
+    if pairs.sum() < 3:
+        return None
+    return float(np.median(np.abs(np.diff(a))[pairs]) / baseline)
 
 
 def baseline_and_min(t: np.ndarray, vein_area: np.ndarray, smooth_s: float = 0.1) -> tuple[float | None, float | None, int | None]:
@@ -151,4 +168,5 @@ def measure(t, vein_area, artery_ratio, *, adequate_flattening: float, rest_s: f
         baseline_area=baseline, min_area=minimum, min_index=i_min, compressibility=comp,
         artery_flattening=flattening, adequate_since_s=adequate_since,
         artery_collapse=collapse, vein_confidence=confidence, artery_rest_area=rest_area,
+        vein_jitter=vein_jitter(vein_area, baseline, i_min),
     )

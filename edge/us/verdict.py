@@ -13,7 +13,9 @@ Rules, in order (thresholds in :class:`VerdictConfig`; reasons in docs/design.md
    model's vessel confidence inside the vein >= ``min_vein_confidence``, and the open vein not much
    smaller than the artery: >= ``min_vein_to_artery`` x the artery's resting area, since at the femoral
    and popliteal levels the vein is as large as its artery or larger, and a small region that vanishes
-   under pressure is more likely a fragment than the vein); otherwise indeterminate. A
+   under pressure is more likely a fragment than the vein), and the vein's outline steady before it closed
+   (median frame-to-frame area change <= ``max_vein_jitter`` of its baseline: a vein narrows smoothly, a
+   segmentation that flickers by a fifth of the area can "close" a clot-filled vein); otherwise indeterminate. A
    clot-filled vein called compressible is the worst error this software can make.
 5. non_compressible - compressibility < ``compressible_min`` while the artery flattened by
    >= ``adequate_flattening`` (adequate pressure) - and, while the stream is live, that pressure has been
@@ -41,6 +43,9 @@ class VerdictConfig:
     max_artery_collapse: float = 0.6  # the artery's area may shrink this much under pressure, no more
     min_vein_confidence: float = 0.6  # mean p(vessel) inside the vein before it closed
     min_vein_to_artery: float = 0.5  # open vein area / artery resting area, below it the "vein" is suspect
+    max_vein_jitter: float = 0.025  # median frame-to-frame vein-area change / baseline above which a closure is not
+    # trusted. Chosen on validation clips only (880000+, wide 890000+): correct closures 0.002-0.028 (1 of 29 above
+    # 0.025), DVT veins wrongly seen to close 0.029-0.19 (all 3 above it)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,6 +87,10 @@ def decide(m: Measurements, cfg: VerdictConfig, *, final: bool, identity=None) -
         if m.vein_confidence is not None and m.vein_confidence < cfg.min_vein_confidence:
             return out(VerdictKind.INDETERMINATE, f"vein closed, but the model was unsure of it "
                                                   f"({m.vein_confidence:.0%} vessel confidence): re-scan", adequate)
+        if m.vein_jitter is not None and m.vein_jitter > cfg.max_vein_jitter:
+            return out(VerdictKind.INDETERMINATE, f"vein closed, but its outline jumped by {m.vein_jitter:.0%} of its "
+                                                  "area between frames before it closed (a vein narrows smoothly): "
+                                                  "re-scan", adequate)
         if (m.artery_rest_area is not None and m.baseline_area is not None
                 and m.baseline_area < cfg.min_vein_to_artery * m.artery_rest_area):
             return out(VerdictKind.INDETERMINATE, f"vein closed, but the vessel taken as the vein was "

@@ -67,3 +67,25 @@ def test_live_verdict_waits_for_held_pressure():
     assert early.verdict == "indeterminate" and "pressing" in early.reason
     late = verdict_of(t, vein, artery, final=False)
     assert late.verdict == "non_compressible" and late.final is False
+
+
+def test_a_flickering_outline_that_closes_is_not_trusted_a_smooth_one_is():
+    """Safety rule: a clot-filled vein whose segmentation flickers (the outline jumps by a fifth of its area
+    from frame to frame) can reach zero area by chance; that closure must not read as compressible."""
+    t, vein, artery = curve(floor=0.0)
+    rng = np.random.default_rng(3)
+    flicker = np.where(vein > 0, vein * rng.uniform(0.6, 1.0, len(vein)), 0.0)
+    v = verdict_of(t, flicker, artery)
+    assert v.verdict == "indeterminate" and "jumped" in v.reason
+    steady = np.where(vein > 0, vein * rng.uniform(0.99, 1.0, len(vein)), 0.0)  # 1% speckle noise: trusted
+    assert verdict_of(t, steady, artery).verdict == "compressible"
+
+
+def test_vein_jitter_is_the_median_step_over_open_frames_before_the_minimum():
+    from edge.us.measure import vein_jitter
+
+    a = np.array([100, 110, 100, 110, 100, 0, 0, 100, 50], float)
+    assert vein_jitter(a, baseline=100.0, i_min=5) == pytest.approx(0.10)  # steps of 10 among open frames
+    assert vein_jitter(a, baseline=100.0, i_min=2) is None  # fewer than 3 open pairs
+    assert vein_jitter(np.array([np.nan, 100, np.nan, 100, 100, 100, 120]), 100.0, 6) == pytest.approx(0.0)
+    assert vein_jitter(a, baseline=None, i_min=5) is None
