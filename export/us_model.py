@@ -73,6 +73,8 @@ def stage_command(st: dict) -> str:
         cmd = cmd.replace(" --out <dir>", f" --carotid-repeat {st['carotid_repeat']} --out <dir>")
     if st.get("wide"):
         cmd = cmd.replace(" --out <dir>", " --wide --out <dir>")
+    if st.get("scenes"):
+        cmd = cmd.replace(" --out <dir>", f" --scenes {st['scenes']} --out <dir>")
     # a run stopped by --max-minutes depends on the machine's speed: say so rather than hide it
     return cmd + (f" --max-minutes {st['max_minutes']}" if st.get("max_minutes") else "")
 
@@ -114,6 +116,12 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
            "  thickness, clot echogenicity from anechoic to isoechoic, speckle, dynamic range, gain, attenuation) and",
            "  augmented for scanner differences (resolution, blur, coarse speckle, TGC, gamma, calipers and text)."]
           if summary.get("wide") else []),
+        *([f"- Randomised B-mode vessel scenes (`--scenes`: `training.phantoms.vessel_scenes`; "
+           + ", ".join(f"{st['scenes']} in stage {i + 1}" for i, st in enumerate(stages or [summary]) if st.get("scenes"))
+           + "): single frames in which only the vessel signs are constant (round thick-walled artery; oval",
+           "  thin-walled vein 0.6-3x its area, open, half-pressed or clot-filled from hypo- to near-isoechoic and labelled",
+           "  by its outline) over random speckle, gain, TGC, log compression, fat, fascia, nodes and shadows."]
+          if any(st.get("scenes") for st in (stages or [summary])) else []),
         "",
         "## Training",
         f"Loss BCE + log-Dice (Chen et al. Eq. 2-3), AdamW with a one-cycle LR, batch {summary['batch']}, random",
