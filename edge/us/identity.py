@@ -12,7 +12,8 @@ label the model gave them, and per track we record the area, the shape and the l
 
 * labels: the area-weighted share of artery pixels per track;
 * physiology: pulsatility (:func:`pulsatility`, relative fluctuation of the area around its trend) and
-  roundness (minor/major axis in screen units).
+  roundness (minor/major axis in screen units). A fluctuation counts as a pulse only when it is smooth over
+  frames (:func:`smoothness` >= ``pulse_smoothness``): a flickering outline is segmentation noise.
 
 Outcomes (``Identity.basis``): ``labels`` (physiology silent), ``labels+physiology`` (they agree),
 ``physiology`` (labels missing for one vessel, or strongly contradicted: a round vessel that clearly
@@ -49,6 +50,10 @@ class IdentityConfig:
     contradict_margin: float = 0.08
     round_margin: float = 0.1  # a pulsating artery is at least this much rounder than the vein ...
     round_floor: float = 0.75  # ... or round in itself (minor/major >= this), for "strong" physiology
+    # a heartbeat swells the area smoothly over several frames: a sinusoid at 120 bpm sampled at 10 fps has a
+    # lag-1 autocorrelation of cos(72 deg) = 0.31, slower beats or faster frames more. A fluctuation below
+    # this is a flickering outline (segmentation noise), not a pulse, and counts as no pulsation at all
+    pulse_smoothness: float = 0.3
 
     def to_json(self) -> dict:
         from dataclasses import asdict
@@ -81,6 +86,7 @@ class TrackEvidence:
     vote: float
     pulsatility: float
     roundness: float
+    smoothness: float = float("nan")  # lag-1 autocorrelation of the area around its trend (see pulse_smoothness)
 
     def to_json(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -103,24 +109,40 @@ class Identity:
                 "evidence": [e.to_json() for e in self.evidence]}
 
 
+def _residual(t: np.ndarray, area: np.ndarray) -> np.ndarray | None:
+    """The area around its slow trend (quadratic fit, linear under 8 samples); None with fewer than 4 values."""
+    t, area = np.asarray(t, float), np.asarray(area, float)
+    ok = np.isfinite(area) & np.isfinite(t)
+    if ok.sum() < 4:
+        return None
+    tt, aa = t[ok], area[ok]
+    if np.ptp(tt) > 0:
+        deg = 2 if len(tt) >= 8 else 1
+        return aa - np.polyval(np.polyfit(tt - tt.mean(), aa, deg), tt - tt.mean())
+    return aa - aa.mean()
+
+
+def smoothness(t: np.ndarray, area: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the area around its trend: near 1 for a pulse sampled over several frames,
+    near 0 or negative for frame-to-frame flicker; nan with fewer than 4 values or no fluctuation."""
+    r = _residual(t, area)
+    if r is None or np.std(r[:-1]) == 0 or np.std(r[1:]) == 0:
+        return float("nan")
+    return float(np.corrcoef(r[:-1], r[1:])[0, 1])
+
+
 def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
     """Relative fluctuation of a vessel's area around its slow trend: (p90 - p10) of the residual over
     the median area. The trend is a quadratic fit (linear under 8 samples), which absorbs the start of a
     press but not a heartbeat's sharp upstroke. NaN entries (not seen) are ignored; nan with fewer than 4
     values. An artery's diameter swings 4-10% with each beat (area ~8-20%); a vein's barely moves."""
-    t, area = np.asarray(t, float), np.asarray(area, float)
-    ok = np.isfinite(area) & np.isfinite(t)
-    if ok.sum() < 4:
+    resid = _residual(t, area)
+    if resid is None:
         return float("nan")
-    tt, aa = t[ok], area[ok]
-    med = float(np.median(aa))
+    a = np.asarray(area, float)
+    med = float(np.median(a[np.isfinite(a) & np.isfinite(np.asarray(t, float))]))
     if med <= 0:
         return float("nan")
-    if np.ptp(tt) > 0:
-        deg = 2 if len(tt) >= 8 else 1
-        resid = aa - np.polyval(np.polyfit(tt - tt.mean(), aa, deg), tt - tt.mean())
-    else:
-        resid = aa - aa.mean()
     return float((np.percentile(resid, 90) - np.percentile(resid, 10)) / med)
 
 
@@ -129,7 +151,17 @@ def _evidence(track: VesselTrack, frames: int) -> TrackEvidence:
         id=track.id, presence=len(track.t) / max(frames, 1), mean_area=float(np.mean(track.area)),
         vote=track.vote(), pulsatility=pulsatility(np.array(track.t), np.array(track.area)),
         roundness=float(np.nanmedian(track.roundness)) if track.roundness else float("nan"),
+        smoothness=smoothness(np.array(track.t), np.array(track.area)),
     )
+
+
+def _pulse(e: TrackEvidence, cfg: IdentityConfig) -> float:
+    """A track's pulsatility, or 0 when its fluctuation is flicker rather than a smooth pulse."""
+    if not math.isfinite(e.pulsatility):
+        return 0.0
+    if not (math.isfinite(e.smoothness) and e.smoothness >= cfg.pulse_smoothness):
+        return 0.0
+    return e.pulsatility
 
 
 def _physiology(a: TrackEvidence, b: TrackEvidence, cfg: IdentityConfig,
@@ -137,8 +169,7 @@ def _physiology(a: TrackEvidence, b: TrackEvidence, cfg: IdentityConfig,
     """(the vessel physiology calls the artery or None, whether that call is strong)."""
     pulse_min = cfg.pulse_min if pulse_min is None else pulse_min
     margin = cfg.pulse_margin if margin is None else margin
-    pa = a.pulsatility if math.isfinite(a.pulsatility) else 0.0
-    pb = b.pulsatility if math.isfinite(b.pulsatility) else 0.0
+    pa, pb = _pulse(a, cfg), _pulse(b, cfg)
     hi, lo = (a, b) if pa >= pb else (b, a)
     p_hi, p_lo = max(pa, pb), min(pa, pb)
     if p_hi < pulse_min or p_hi - p_lo < margin:

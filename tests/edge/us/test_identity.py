@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.us.identity import IdentityConfig, IdentityJudge, decide_identity, pulsatility
+from edge.us.identity import IdentityConfig, IdentityJudge, decide_identity, pulsatility, smoothness
 from edge.us.measure import measure
 from edge.us.verdict import VerdictConfig, decide
 
@@ -105,6 +105,21 @@ def test_contradiction_without_shape_support_is_doubt():
     m = measure(np.arange(60) / FPS, np.full(60, 800.0), np.full(60, 1.0), adequate_flattening=0.08)
     v = decide(m, VerdictConfig(), final=True, identity=judge.identity)
     assert v.verdict == "indeterminate" and "identity" in v.reason
+
+
+def test_a_flickering_vein_outline_is_not_a_pulse():
+    """Segmentation flicker (the area jumps frame to frame with no rhythm) is noise, not pulsation: it must not
+    contradict the labels (identity in doubt) the way a smooth heartbeat does."""
+    rng = np.random.default_rng(4)
+    flick = {round(i / FPS, 6): float(rng.choice([0.75, 1.0, 1.25])) for i in range(int(1.2 * FPS))}
+    judge = judge_on(lambda t: frame(t, a_label=1, b_label=2, a_pulse=0.0, b_scale=flick[round(t, 6)]))
+    vein = [e for e in judge.identity.evidence if e.id == judge.identity.vein][0]
+    assert vein.pulsatility > 0.12 and vein.smoothness < IdentityConfig().pulse_smoothness
+    assert not judge.identity.doubt and judge.identity.basis == "labels"
+    t = np.arange(0, 1.2, 1 / FPS)  # a heartbeat sampled at 30 fps is smooth; 10 fps at 120 bpm still >= 0.3
+    assert smoothness(t, 450 * (1 + 0.16 * np.array([pulse(x) for x in t]))) > 0.6
+    t10 = np.arange(0, 2.0, 0.1)
+    assert smoothness(t10, 450 * (1 + 0.1 * np.sin(2 * np.pi * 2.0 * t10))) >= 0.2
 
 
 def test_decide_identity_with_no_steady_vessel():
