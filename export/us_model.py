@@ -116,7 +116,7 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
            "  thickness, clot echogenicity from anechoic to isoechoic, speckle, dynamic range, gain, attenuation) and",
            "  augmented for scanner differences (resolution, blur, coarse speckle, TGC, gamma, calipers and text)."]
           if summary.get("wide") else []),
-        *([f"- Randomised B-mode vessel scenes (`--scenes`: `training.phantoms.vessel_scenes`; "
+        *(["- Randomised B-mode vessel scenes (`--scenes`: `training.phantoms.vessel_scenes`; "
            + ", ".join(f"{st['scenes']} in stage {i + 1}" for i, st in enumerate(stages or [summary]) if st.get("scenes"))
            + "): single frames in which only the vessel signs are constant (round thick-walled artery; oval",
            "  thin-walled vein 0.6-3x its area, open, half-pressed or clot-filled from hypo- to near-isoechoic and labelled",

@@ -188,8 +188,8 @@ def train(args) -> tuple[CTDet, dict]:
                     + (f"; real contrast CT ({args.real} crop, TotalSegmentator test data, Apache-2.0) with inserted "
                        f"filling defects (training.ct.real_lesions), {args.real_weight:.0%} of training crops; the "
                        f"other source volume is held out" if args.real else "")
-                    + (f"; randomised vessel scenes (training.ct.vessel_scenes: tubes of 5-18 mm, 130-480 HU, random "
-                       f"bodies/limbs/crops, bones, branches, streaks, partial volume"
+                    + ("; randomised vessel scenes (training.ct.vessel_scenes: tubes of 5-18 mm, 130-480 HU, random "
+                       "bodies/limbs/crops, bones, branches, streaks, partial volume"
                        + ("; widened: trunks of 16-30 mm, tubes near the slice plane, contrast to 600 HU"
                           if args.scene_wide else "")
                        + f"), {args.scene_weight:.0%} of training crops" if args.scenes else ""),
