@@ -80,6 +80,7 @@ def stage_command(st: dict) -> str:
 
 
 def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[dict] | None = None) -> str:
+    stages = stages or [summary]
     m = summary.get("metrics", {})
     ph, real = m.get("phantom", {}), m.get("real", {})
     lines = [
@@ -99,7 +100,7 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
         "",
         "## Training data",
         "- Synthetic compression-clip frames from `training.phantoms`, full labels (artery, vein): "
-        + ", ".join(f"{st['phantom_frames']} (seed {st['seed']})" for st in (stages or [summary]))
+        + ", ".join(f"{st['phantom_frames']} (seed {st['seed']})" for st in stages)
         + " in the successive stages below.",
         "- Real B-mode images: usgra-seg by Timm Kandaouroff (CC BY 4.0), Mindray TE7 / L14-6Ns, neck, axilla, elbow,",
         "  femoral groin and popliteal fossa; artery and vein share one label there, so they train through a",
@@ -117,11 +118,11 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
            "  augmented for scanner differences (resolution, blur, coarse speckle, TGC, gamma, calipers and text)."]
           if summary.get("wide") else []),
         *(["- Randomised B-mode vessel scenes (`--scenes`: `training.phantoms.vessel_scenes`; "
-           + ", ".join(f"{st['scenes']} in stage {i + 1}" for i, st in enumerate(stages or [summary]) if st.get("scenes"))
+           + ", ".join(f"{st['scenes']} in stage {i + 1}" for i, st in enumerate(stages) if st.get("scenes"))
            + "): single frames in which only the vessel signs are constant (round thick-walled artery; oval",
            "  thin-walled vein 0.6-3x its area, open, half-pressed or clot-filled from hypo- to near-isoechoic and labelled",
            "  by its outline) over random speckle, gain, TGC, log compression, fat, fascia, nodes and shadows."]
-          if any(st.get("scenes") for st in (stages or [summary])) else []),
+          if any(st.get("scenes") for st in stages) else []),
         "",
         "## Training",
         f"Loss BCE + log-Dice (Chen et al. Eq. 2-3), AdamW with a one-cycle LR, batch {summary['batch']}, random",
@@ -131,7 +132,7 @@ def model_card(spec_json: dict, summary: dict, parity: SegParity, stages: list[d
         *[f"{i + 1}. {st['epochs_run']} of {st.get('epochs', st['epochs_run'])} epochs, "
           f"{st['phantom_frames']} phantom frames (seed {st['seed']}), real images x"
           f"{st['real_repeat']}, LR {st['lr']}, {st['train_minutes']} min: `{stage_command(st)}`"
-          for i, st in enumerate(stages or [summary])],
+          for i, st in enumerate(stages)],
         "",
         *(["The best epoch of the last stage was chosen on VALIDATION splits only (phantom frames from far seeds,",
             "usgra-seg validation, carotid-momot validation acquisitions). Earlier stages (in git history, before",

@@ -109,8 +109,9 @@ class Identity:
                 "evidence": [e.to_json() for e in self.evidence]}
 
 
-def _residual(t: np.ndarray, area: np.ndarray) -> np.ndarray | None:
-    """The area around its slow trend (quadratic fit, linear under 8 samples); None with fewer than 4 values."""
+def _detrended(t: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the seen areas, the same around their slow trend: quadratic fit, linear under 8 samples); NaN entries
+    (not seen) are dropped; None with fewer than 4 values."""
     t, area = np.asarray(t, float), np.asarray(area, float)
     ok = np.isfinite(area) & np.isfinite(t)
     if ok.sum() < 4:
@@ -118,15 +119,18 @@ def _residual(t: np.ndarray, area: np.ndarray) -> np.ndarray | None:
     tt, aa = t[ok], area[ok]
     if np.ptp(tt) > 0:
         deg = 2 if len(tt) >= 8 else 1
-        return aa - np.polyval(np.polyfit(tt - tt.mean(), aa, deg), tt - tt.mean())
-    return aa - aa.mean()
+        return aa, aa - np.polyval(np.polyfit(tt - tt.mean(), aa, deg), tt - tt.mean())
+    return aa, aa - aa.mean()
 
 
 def smoothness(t: np.ndarray, area: np.ndarray) -> float:
     """Lag-1 autocorrelation of the area around its trend: near 1 for a pulse sampled over several frames,
     near 0 or negative for frame-to-frame flicker; nan with fewer than 4 values or no fluctuation."""
-    r = _residual(t, area)
-    if r is None or np.std(r[:-1]) == 0 or np.std(r[1:]) == 0:
+    got = _detrended(t, area)
+    if got is None:
+        return float("nan")
+    r = got[1]
+    if np.std(r[:-1]) == 0 or np.std(r[1:]) == 0:
         return float("nan")
     return float(np.corrcoef(r[:-1], r[1:])[0, 1])
 
@@ -136,11 +140,11 @@ def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
     the median area. The trend is a quadratic fit (linear under 8 samples), which absorbs the start of a
     press but not a heartbeat's sharp upstroke. NaN entries (not seen) are ignored; nan with fewer than 4
     values. An artery's diameter swings 4-10% with each beat (area ~8-20%); a vein's barely moves."""
-    resid = _residual(t, area)
-    if resid is None:
+    got = _detrended(t, area)
+    if got is None:
         return float("nan")
-    a = np.asarray(area, float)
-    med = float(np.median(a[np.isfinite(a) & np.isfinite(np.asarray(t, float))]))
+    seen, resid = got
+    med = float(np.median(seen))
     if med <= 0:
         return float("nan")
     return float((np.percentile(resid, 90) - np.percentile(resid, 10)) / med)
