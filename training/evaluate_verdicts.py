@@ -27,9 +27,10 @@ from edge.us.types import VerdictKind
 from training.phantoms.us_clip import PhantomClip, evaluation_set
 
 
-def run_clip(clip: PhantomClip, backend, spec, config: UsConfig | None = None) -> dict:
-    """Process one clip frame by frame; returns its verdict, measurements and per-frame Dice."""
-    pipe = UltrasoundPipeline(backend, spec, config)
+def run_clip(clip: PhantomClip, backend, spec, config: UsConfig | None = None, observer=None) -> dict:
+    """Process one clip frame by frame; returns its verdict, measurements and per-frame Dice. ``observer``:
+    an :class:`edge.us.pipeline.VerdictObserver` that sees every verdict decided on the way."""
+    pipe = UltrasoundPipeline(backend, spec, config, observer=observer)
     d_art, d_vein, areas = [], [], []
     for i, (img, mask) in enumerate(zip(clip.frames, clip.masks)):
         res = pipe.process(Frame(img, i, t_capture=time.monotonic(), t_media=i / clip.fps))

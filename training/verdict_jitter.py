@@ -15,7 +15,6 @@ import argparse
 import json
 from pathlib import Path
 
-import edge.us.pipeline as pipeline
 from edge.backends.select import open_backend
 from edge.spec import load_spec
 from edge.us import verdict
@@ -34,12 +33,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     seen: list[float] = []
 
-    def recording(m, cfg, **kw):
-        if m.compressibility is not None and m.compressibility >= cfg.compressible_min and m.vein_jitter is not None:
-            seen.append(m.vein_jitter)
-        return verdict.decide(m, cfg, **kw)
+    closure_min = verdict.VerdictConfig().compressible_min
 
-    pipeline.decide = recording  # this process only: the rule itself is unchanged
+    def recording(m, v):  # an edge.us.pipeline.VerdictObserver: every verdict the pipeline decides
+        if m.compressibility is not None and m.compressibility >= closure_min and m.vein_jitter is not None:
+            seen.append(m.vein_jitter)
     spec = load_spec(args.model)
     backend, _ = open_backend(args.model, "onnxruntime", threads=args.threads)
     rows = []
@@ -47,7 +45,8 @@ def main(argv=None) -> int:
         for i in range(args.clips):
             for dvt in (False, True):
                 seen.clear()
-                r = run_clip(generate_clip(base + 2 * i + int(dvt), dvt=dvt, wide=wide), backend, spec)
+                r = run_clip(generate_clip(base + 2 * i + int(dvt), dvt=dvt, wide=wide), backend, spec,
+                             observer=recording)
                 rows.append({**r, "wide": wide, "closure_jitters": list(seen)})
                 print(f"{r['seed']} dvt={dvt!s:5} expected {r['expected']:16} got {r['verdict']:16} jitter "
                       + (f"{max(seen):.3f}" if seen else "-"), flush=True)

@@ -127,12 +127,13 @@ def smoothness(t: np.ndarray, area: np.ndarray) -> float:
     """Lag-1 autocorrelation of the area around its trend: near 1 for a pulse sampled over several frames,
     near 0 or negative for frame-to-frame flicker; nan with fewer than 4 values or no fluctuation."""
     got = _detrended(t, area)
-    if got is None:
+    return float("nan") if got is None else _smoothness_of(got[1])
+
+
+def _smoothness_of(resid: np.ndarray) -> float:
+    if np.std(resid[:-1]) == 0 or np.std(resid[1:]) == 0:
         return float("nan")
-    r = got[1]
-    if np.std(r[:-1]) == 0 or np.std(r[1:]) == 0:
-        return float("nan")
-    return float(np.corrcoef(r[:-1], r[1:])[0, 1])
+    return float(np.corrcoef(resid[:-1], resid[1:])[0, 1])
 
 
 def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
@@ -141,9 +142,10 @@ def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
     press but not a heartbeat's sharp upstroke. NaN entries (not seen) are ignored; nan with fewer than 4
     values. An artery's diameter swings 4-10% with each beat (area ~8-20%); a vein's barely moves."""
     got = _detrended(t, area)
-    if got is None:
-        return float("nan")
-    seen, resid = got
+    return float("nan") if got is None else _pulsatility_of(*got)
+
+
+def _pulsatility_of(seen: np.ndarray, resid: np.ndarray) -> float:
     med = float(np.median(seen))
     if med <= 0:
         return float("nan")
@@ -151,11 +153,12 @@ def pulsatility(t: np.ndarray, area: np.ndarray) -> float:
 
 
 def _evidence(track: VesselTrack, frames: int) -> TrackEvidence:
+    got = _detrended(np.array(track.t), np.array(track.area))  # one trend fit serves both measures
     return TrackEvidence(
         id=track.id, presence=len(track.t) / max(frames, 1), mean_area=float(np.mean(track.area)),
-        vote=track.vote(), pulsatility=pulsatility(np.array(track.t), np.array(track.area)),
+        vote=track.vote(), pulsatility=float("nan") if got is None else _pulsatility_of(*got),
         roundness=float(np.nanmedian(track.roundness)) if track.roundness else float("nan"),
-        smoothness=smoothness(np.array(track.t), np.array(track.area)),
+        smoothness=float("nan") if got is None else _smoothness_of(got[1]),
     )
 
 

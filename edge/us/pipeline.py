@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from edge.sources.base import Frame
 from edge.spec import ModelSpec
 from edge.us.episodes import EpisodeConfig, episode_ended
 from edge.us.identity import IdentityConfig, IdentityJudge
-from edge.us.measure import measure
+from edge.us.measure import Measurements, measure
 from edge.us.postprocess import labels_from_logits
 from edge.us.preprocess import Preprocessor
 from edge.us.tracker import TrackerConfig, VesselTracker
@@ -47,14 +48,22 @@ class UsConfig:
         return asdict(self)
 
 
+class VerdictObserver(Protocol):
+    """Sees every verdict the pipeline decides, with the measurements behind it (validation probes, logs)."""
+
+    def __call__(self, m: Measurements, v: Verdict) -> None: ...
+
+
 class UltrasoundPipeline:
-    def __init__(self, backend: Backend, spec: ModelSpec, config: UsConfig | None = None):
+    def __init__(self, backend: Backend, spec: ModelSpec, config: UsConfig | None = None,
+                 observer: VerdictObserver | None = None):
         if spec.task != "us-segmentation":
             raise ModelError(f"model '{spec.name}' is for task '{spec.task}', not us-segmentation")
         if tuple(spec.labels[:3]) != ("background", "artery", "vein"):
             raise ModelError(f"model '{spec.name}' labels {spec.labels} are not (background, artery, vein)")
         self.backend, self.spec = backend, spec
         self.cfg = config or UsConfig()
+        self.observer = observer
         self.pre = Preprocessor(spec, region=self.cfg.crop)
         self.input_name = spec.input.name
         self.output_name = spec.outputs[0].name
@@ -122,7 +131,7 @@ class UltrasoundPipeline:
                              compressible_min=self.cfg.verdict.compressible_min,
                              adequate_flattening=self.cfg.verdict.adequate_flattening, cfg=self.cfg.episodes):
             return
-        self.episodes.append(decide(m, self.cfg.verdict, final=True, identity=self.identity))
+        self.episodes.append(self._decide(m, final=True))
         keep = int(np.sum(t >= t[-1] - self.cfg.episodes.keep_s))
         for curve in (self.t, self.vein, self.artery_ratio, self.artery_area, self.vein_confidence):
             for _ in range(len(curve) - keep):
@@ -177,10 +186,16 @@ class UltrasoundPipeline:
             t_done=time.monotonic(),
         )
 
+    def _decide(self, m: Measurements, final: bool) -> Verdict:
+        v = decide(m, self.cfg.verdict, final=final, identity=self.identity)
+        if self.observer is not None:
+            self.observer(m, v)
+        return v
+
     def current_verdict(self, final: bool) -> Verdict:
         """The verdict of the press in progress; while the probe rests after a completed press (too short,
         or no pressure yet), the verdict of the last completed press."""
-        v = decide(self._measure(), self.cfg.verdict, final=final, identity=self.identity)
+        v = self._decide(self._measure(), final=final)
         if self.episodes and v.verdict == VerdictKind.INDETERMINATE and v.reason.startswith(RESTING):
             return replace(self.episodes[-1], final=final)
         return v
