@@ -56,7 +56,7 @@ from training.ct.phantom import merge_overlapping
 from training.ct.real_defects import Defect, DefectSpec, insert_defects, make_defect, sample_spec
 from training.ct.real_scan import ScanParams, field_and_noise, rescan, sample_scan
 from training.ct.real_source import CLEAN_SEED_OFFSET, SOURCE_MM, VOLUMES, load_source, rescale_contrast
-from training.ct.study import Lesion, Study
+from training.ct.study import Lesion, Study, box_of_mask
 
 
 @dataclass
@@ -121,12 +121,7 @@ def make_pair(volume: str, seed: int, size: int = 512, n_slices: int | None = No
     positions = sp.z_start_mm + np.arange(sp.n_slices) * sp.thickness_mm
     thrombi = []
     for df, occ in zip(defects, occs):
-        boxes = {}
-        for i, s in enumerate(occ):
-            m = s >= 0.5
-            if m.sum() >= 2:
-                rows, cols = np.nonzero(m)
-                boxes[i] = [float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)]
+        boxes = {i: b for i, s in enumerate(occ) if (b := box_of_mask(s >= 0.5)) is not None}
         if boxes:
             zc = df.centreline[:, 0] * SOURCE_MM
             thrombi.append(Lesion(df.spec.kind, 1, (float(zc.min()), float(zc.max())),

@@ -60,7 +60,11 @@ class Study:
 
 def box_of(coverage: np.ndarray) -> list[float] | None:
     """[x0, y0, x1, y1] (x1/y1 exclusive) of the pixels whose coverage exceeds 0.5, or None below 2 such pixels."""
-    m = coverage > 0.5
+    return box_of_mask(coverage > 0.5)
+
+
+def box_of_mask(m: np.ndarray) -> list[float] | None:
+    """[x0, y0, x1, y1] (x1/y1 exclusive) of the True pixels of ``m``, or None below 2 of them."""
     if m.sum() < 2:
         return None
     rows, cols = np.nonzero(m)

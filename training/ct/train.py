@@ -89,10 +89,15 @@ def evaluate_prepared(infer, studies, spec: ModelSpec, floor: float = 0.05) -> m
     return metrics.evaluate_detections(preds, gts, ids)
 
 
+def phantom_share(args) -> float:
+    """The share of training crops left to the first-renderer phantoms after the real studies and the scenes."""
+    return 1 - (args.real_weight if args.real else 0) - (args.scene_weight if args.scenes else 0)
+
+
 def train(args) -> tuple[CTDet, dict]:
     """Train and validate; returns the model (eval mode) and its summary (see :func:`summary_of`)."""
     t_start = time.perf_counter()
-    if 1 - (args.real_weight if args.real else 0) - (args.scene_weight if args.scenes else 0) <= 0:
+    if phantom_share(args) <= 0:
         raise SystemExit(f"--real-weight {args.real_weight} + --scene-weight {args.scene_weight} leave no share for the "
                          "phantoms: keep their sum below 1")
     torch.manual_seed(args.seed)
@@ -118,8 +123,7 @@ def train(args) -> tuple[CTDet, dict]:
         val_set += build_scenes(scene_seeds(args.seed, args.scene_val_studies, "val"), pre, args.phantom_size, args.workers,
                                 "val scenes")
     t_data = time.perf_counter() - t_start
-    parts = [(CropSampler(train_set, args.k, args.crop, rng, args.geo_aug, args.intensity_aug),
-              1 - (args.real_weight if real_train else 0) - (args.scene_weight if scene_train else 0))]
+    parts = [(CropSampler(train_set, args.k, args.crop, rng, args.geo_aug, args.intensity_aug), phantom_share(args))]
     if real_train:
         parts.append((CropSampler(real_train, args.k, args.crop, rng, args.geo_aug, args.intensity_aug), args.real_weight))
     if scene_train:
