@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from export.ct_args import add_checkpoint_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export trained models to ONNX / TensorRT (needs the [train] extra)")
@@ -34,10 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _register_ct(esub: argparse._SubParsersAction) -> None:
     p = esub.add_parser("ct-onnx", help="export a CT detector saved by 'python -m training.ct.train' to ONNX, spec "
                                         "and card (train and export in one: python -m export.ct_model train ...)")
-    p.add_argument("--checkpoint", type=Path, required=True, help="ctdet-k{k}.pt from python -m training.ct.train")
-    p.add_argument("--summary", type=Path, default=None,
-                   help="its train_summary.json (default: ctdet-k{k}.train_summary.json beside the weights)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
+    add_checkpoint_arguments(p)
 
     def run(a: argparse.Namespace) -> int:
         from export.ct_model import export_checkpoint

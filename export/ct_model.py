@@ -2,6 +2,7 @@
 
     python -m export.ct_model train --out DIR --k 3 --seed 1 --studies 48 --epochs 8   # train, then export
     python -m export.ct_model --checkpoint DIR/ctdet-k3.pt --out DIR                  # export saved weights
+    python -m export.ct_model --checkpoint A/ctdet-k3.pt B/ctdet-k3.pt --out DIR     # their mean, one graph
     dvt-edge export ct-onnx --checkpoint DIR/ctdet-k3.pt --out DIR                     # the same
 
 ``train`` takes the options of ``python -m training.ct.train`` and writes what that command wrote before the
@@ -24,9 +25,10 @@ import numpy as np
 import torch
 
 from edge.spec import ModelSpec
+from export.ct_args import add_checkpoint_arguments
 from export.onnx_export import export_onnx
 from training.ct.card import write_model_card
-from training.ct.detector import CTDet
+from training.ct.detector import CTDet, MeanDetector
 from training.ct.train import parse_args, train
 
 
@@ -69,9 +71,36 @@ def train_and_export(argv: list[str], command: str | None = None) -> Path:
     return out / f"{name}.onnx"
 
 
-def export_checkpoint(checkpoint: Path, summary: Path | None, out: Path | None) -> Path:
-    model, summ = load_checkpoint(checkpoint, summary)
-    out = Path(out) if out else Path(checkpoint).parent
+def load_ensemble(checkpoints: list[Path]) -> tuple[MeanDetector, dict]:
+    """The mean of several checkpoints of one shape (:class:`MeanDetector`); the summary is the first member's,
+    with every member's command, seed and validation metrics under ``extra["training"]["ensemble"]``."""
+    loaded = [load_checkpoint(c) for c in checkpoints]
+    first = loaded[0][1]
+    for c, (_, s) in zip(checkpoints, loaded):
+        if (s["k"], s["input_size"]) != (first["k"], first["input_size"]):
+            raise SystemExit(f"{c}: k={s['k']}, input {s['input_size']} differs from {checkpoints[0]} "
+                             f"(k={first['k']}, input {first['input_size']}): members must share one input shape")
+    summary = json.loads(json.dumps(first))
+    tr = summary["extra"]["training"]
+    tr["ensemble"] = [{"checkpoint": str(c), "seed": s["extra"]["training"].get("seed"),
+                       "command": s["extra"]["training"].get("command"),
+                       "validation": s["extra"].get("metrics", {}).get("validation")} for c, (_, s) in zip(checkpoints, loaded)]
+    tr["architecture"] = {**tr.get("architecture", {}),
+                          "family": f"mean of {len(loaded)} x " + str(tr.get("architecture", {}).get("family", "CTDet")),
+                          "params": sum(int(p.numel()) for m, _ in loaded for p in m.parameters())}
+    return MeanDetector([m for m, _ in loaded]).eval(), summary
+
+
+def export_checkpoint(checkpoint: Path | list[Path], summary: Path | None, out: Path | None) -> Path:
+    """Export one checkpoint, or the mean of several (a list of two or more) as one graph."""
+    checkpoints = [Path(c) for c in checkpoint] if isinstance(checkpoint, (list, tuple)) else [Path(checkpoint)]
+    if len(checkpoints) > 1:
+        if summary:
+            raise SystemExit("--summary applies to one checkpoint; an ensemble reads each member's own summary")
+        model, summ = load_ensemble(checkpoints)
+    else:
+        model, summ = load_checkpoint(checkpoints[0], summary)
+    out = Path(out) if out else checkpoints[0].parent
     export_ct_model(model, summ, out)
     print(f"wrote {out / (summ['name'] + '.onnx')} (+ .json, .md)", flush=True)
     return out / f"{summ['name']}.onnx"
@@ -85,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.ct_model", description=__doc__.split("\n")[0],
                                 epilog="train, then export: python -m export.ct_model train --out DIR ... (the "
                                        "options of python -m training.ct.train; train --help lists them)")
-    p.add_argument("--checkpoint", type=Path, required=True, help="ctdet-k{k}.pt from python -m training.ct.train")
-    p.add_argument("--summary", type=Path, default=None,
-                   help="its train_summary.json (default: ctdet-k{k}.train_summary.json beside the weights)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
+    add_checkpoint_arguments(p)
     a = p.parse_args(args)
     export_checkpoint(a.checkpoint, a.summary, a.out)
     return 0

@@ -63,3 +63,39 @@ def test_training_refuses_shares_that_leave_nothing_for_the_phantoms(tmp_path):
 
     with pytest.raises(SystemExit, match="leave no share for the phantoms"):
         main(["--out", str(tmp_path), *TINY, "--scenes", "1", "--scene-val-studies", "1", "--scene-weight", "1.0"])
+
+
+def test_export_of_two_checkpoints_is_the_mean_of_their_heads(tmp_path, capsys):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    import edge.cli
+    from export.ct_model import load_checkpoint
+    from training.ct.train import main
+
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "mean"
+    assert main(["--out", str(a), *TINY]) == 0
+    assert main(["--out", str(b), *[("6" if t == "5" else t) for t in TINY]]) == 0  # another training seed
+    assert edge.cli.main(["export", "ct-onnx", "--checkpoint", str(a / "ctdet-k1.pt"), str(b / "ctdet-k1.pt"),
+                          "--out", str(out)]) == 0
+    spec = check_outputs(out)
+    members = spec["training"]["ensemble"]
+    assert [m["seed"] for m in members] == [5, 6] and spec["training"]["architecture"]["family"].startswith("mean of 2")
+    card = (out / "ctdet-k1.md").read_text()
+    assert "**Ensemble**" in card and "seed 6: `training.ct.train.train(--out " in card
+    x = np.random.default_rng(0).random((1, 1, 128, 128), dtype=np.float32)
+    got = ort.InferenceSession(str(out / "ctdet-k1.onnx")).run(None, {"image": x})
+    with torch.no_grad():
+        heads = [load_checkpoint(d / "ctdet-k1.pt")[0](torch.from_numpy(x)) for d in (a, b)]
+    for i in range(2):
+        want = (heads[0][i] + heads[1][i]).numpy() / 2
+        assert np.allclose(got[i], want, atol=1e-4)
+        assert not np.allclose(heads[0][i].numpy(), heads[1][i].numpy(), atol=1e-3)  # the members differ
+
+
+def test_ensemble_refuses_a_summary_override(tmp_path):
+    from export.ct_model import export_checkpoint
+
+    with pytest.raises(SystemExit, match="one checkpoint"):
+        export_checkpoint([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "s.json", None)

@@ -64,6 +64,9 @@ def write_model_card(spec: ModelSpec, path: str | Path) -> Path:
         f"{tr.get('epochs')} x {tr.get('steps_per_epoch')} steps of {tr.get('batch')} crops of {tr.get('crop')} px.",
         f"- Command: `{tr.get('command', '?')}` ({tr.get('threads')} CPU threads; data {tr.get('data_s')} s, "
         f"training {tr.get('train_s')} s).",
+        *([f"- **Ensemble**: one graph holding the mean of {len(tr['ensemble'])} models' raw heads (the data, loss and "
+           "command above are the first member's); members:"]
+          + [f"  - seed {m.get('seed')}: `{m.get('command')}`" for m in tr["ensemble"]] if tr.get("ensemble") else []),
         f"- Operating point: {mets.get('operating_point', '?')}.",
         "",
     ]

@@ -62,6 +62,22 @@ class CTDet(nn.Module):
         return self.heat(p), self.box(p)
 
 
+class MeanDetector(nn.Module):
+    """Several trained :class:`CTDet` of one input shape as ONE graph: the mean of their raw heads (heatmap logits,
+    box sizes). Decoding, the plausibility rule and the runtime are unchanged; the cost is the members' sum."""
+
+    def __init__(self, members: list[CTDet]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [m(x) for m in self.members]
+        n = float(len(outs))
+        return sum(o[0] for o in outs) / n, sum(o[1] for o in outs) / n
+
+
 # ------------------------------------------------------------------------------------------- targets & loss
 def make_targets(boxes_per_image: list[list[list[float]]], out_hw: tuple[int, int], stride: int = STRIDE):
     """Targets for a batch. boxes_per_image: per image, boxes [x0, y0, x1, y1] on the model grid (pixels).
